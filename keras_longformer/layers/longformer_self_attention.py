@@ -1,0 +1,221 @@
+import keras
+from keras import ops
+
+from keras_longformer.ops.attention import longformer_attention
+from keras_longformer.ops.attention import validate_dilation
+
+
+@keras.saving.register_keras_serializable(package="keras_longformer")
+class LongformerSelfAttention(keras.layers.Layer):
+    """Longformer self-attention: sliding window, dilation and global tokens.
+
+    Shapes: `B` batch, `T` sequence length, `D` hidden size (the last axis
+    of the input), `N` = `num_heads`, `H` = `key_dim`.
+
+    Projects the input to queries, keys and values of `N` heads, runs
+    `keras_longformer.ops.longformer_attention`, and projects the heads back
+    to `D`, as `keras.layers.MultiHeadAttention` does. Token `i` of a head
+    with dilation `d` attends the keys `i + m * d`, `m` in
+    `[-window, window]` (`[-window, 0]` when `causal`), within the sequence,
+    plus every global token; a global token attends every real token. The
+    window is one-sided: Hugging Face's `attention_window=512` is
+    `window=256`. Memory grows as `T * window`, never `T * T`.
+
+    Args:
+        num_heads: int >= 1, number of attention heads.
+        key_dim: int >= 1, size of each head.
+        window: int >= 0, the one-sided window.
+        dilation: int >= 1, or a list of `num_heads` ints, one per head.
+        causal: bool, when true no token sees a later one (global tokens
+            included).
+        dropout: float in `[0, 1)`, dropout on the attention probabilities.
+        use_bias: bool, whether the projections have biases.
+        global_projections: bool, whether global tokens use their own
+            query/key/value projections (Longformer's `query_global`,
+            `key_global`, `value_global`), else the ordinary ones.
+        kernel_initializer: initializer of the projection kernels.
+        bias_initializer: initializer of the projection biases.
+        seed: optional int, seed of the dropout.
+        **kwargs: base layer arguments (`name`, `dtype`, ...).
+
+    Call arguments:
+        hidden_states: `[B, T, D]` tensor.
+        padding_mask: optional `[B, T]` bool or 0/1 int, true for real
+            tokens. Padded tokens are never attended and output 0 before
+            the output projection.
+        global_mask: optional `[B, T]` bool or 0/1 int, true for global
+            tokens, any number, anywhere.
+        training: bool, whether dropout is active.
+
+    Returns:
+        `[B, T, D]` tensor.
+
+    Example:
+
+    >>> layer = LongformerSelfAttention(num_heads=4, key_dim=16, window=32)
+    >>> x = keras.random.normal((2, 1000, 64))
+    >>> global_mask = keras.ops.arange(1000)[None, :] == 0
+    >>> layer(x, global_mask=global_mask).shape
+    (2, 1000, 64)
+
+    Reference:
+    - [Beltagy, Peters, Cohan, Longformer: The Long-Document Transformer,
+      2020](https://arxiv.org/abs/2004.05150)
+    """
+
+    def __init__(
+        self,
+        num_heads,
+        key_dim,
+        window,
+        dilation=1,
+        causal=False,
+        dropout=0.0,
+        use_bias=True,
+        global_projections=True,
+        kernel_initializer="glorot_uniform",
+        bias_initializer="zeros",
+        seed=None,
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        for name, value in (("num_heads", num_heads), ("key_dim", key_dim)):
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(
+                    f"`{name}` must be an int >= 1. Received: {name}={value!r}"
+                )
+        if isinstance(window, bool) or not isinstance(window, int) or window < 0:
+            raise ValueError(
+                f"`window` must be an int >= 0. Received: window={window!r}"
+            )
+        if not isinstance(causal, bool):
+            raise ValueError(f"`causal` must be a bool. Received: causal={causal!r}")
+        if isinstance(dropout, bool) or not isinstance(dropout, (int, float)) or not (
+            0 <= dropout < 1
+        ):
+            raise ValueError(
+                f"`dropout` must be a float in [0, 1). Received: dropout={dropout!r}"
+            )
+        self.num_heads = num_heads
+        self.key_dim = key_dim
+        self.window = window
+        self.dilation = validate_dilation(dilation, num_heads)
+        self.causal = causal
+        self.dropout = float(dropout)
+        self.use_bias = use_bias
+        self.global_projections = global_projections
+        self.kernel_initializer = keras.initializers.get(kernel_initializer)
+        self.bias_initializer = keras.initializers.get(bias_initializer)
+        self.seed = seed
+        self.supports_masking = False
+
+    def build(self, hidden_states_shape, padding_mask_shape=None, global_mask_shape=None):
+        hidden_dim = hidden_states_shape[-1]
+        if hidden_dim is None:
+            raise ValueError(
+                "The last axis of `hidden_states` must be known. "
+                f"Received: hidden_states.shape={tuple(hidden_states_shape)}"
+            )
+        self._query_dense = self._projection("query", hidden_states_shape)
+        self._key_dense = self._projection("key", hidden_states_shape)
+        self._value_dense = self._projection("value", hidden_states_shape)
+        if self.global_projections:
+            self._global_query_dense = self._projection("query_global", hidden_states_shape)
+            self._global_key_dense = self._projection("key_global", hidden_states_shape)
+            self._global_value_dense = self._projection("value_global", hidden_states_shape)
+        self._output_dense = self._dense("abcd,cde->abe", (None, hidden_dim), "e", "output")
+        self._output_dense.build((None, None, self.num_heads, self.key_dim))
+        self._dropout_layer = keras.layers.Dropout(
+            self.dropout, seed=self.seed, dtype=self.dtype_policy
+        )
+
+    def _projection(self, name, hidden_states_shape):
+        """`[B, T, D]` -> `[B, T, N, H]` dense layer, built."""
+        projection = self._dense(
+            "abc,cde->abde", (None, self.num_heads, self.key_dim), "de", name
+        )
+        projection.build(hidden_states_shape)
+        return projection
+
+    def _dense(self, equation, output_shape, bias_axes, name):
+        return keras.layers.EinsumDense(
+            equation,
+            output_shape=output_shape,
+            bias_axes=bias_axes if self.use_bias else None,
+            kernel_initializer=self._clone(self.kernel_initializer),
+            bias_initializer=self._clone(self.bias_initializer),
+            dtype=self.dtype_policy,
+            name=name,
+        )
+
+    @staticmethod
+    def _clone(initializer):
+        # A fresh initializer per sublayer, so seeded ones do not repeat.
+        return initializer.__class__.from_config(initializer.get_config())
+
+    def call(self, hidden_states, padding_mask=None, global_mask=None, training=None):
+        self._check_mask_shapes(hidden_states, padding_mask, global_mask)
+        global_inputs = {}
+        if self.global_projections and global_mask is not None:
+            global_inputs = dict(
+                global_query=self._global_query_dense(hidden_states),
+                global_key=self._global_key_dense(hidden_states),
+                global_value=self._global_value_dense(hidden_states),
+            )
+        dropout_fn = None
+        if self.dropout > 0 and training:
+            dropout_fn = lambda probs: self._dropout_layer(probs, training=True)
+        attended = longformer_attention(
+            self._query_dense(hidden_states),
+            self._key_dense(hidden_states),
+            self._value_dense(hidden_states),
+            window=self.window,
+            dilation=self.dilation,
+            causal=self.causal,
+            padding_mask=padding_mask,
+            global_mask=global_mask,
+            dropout_fn=dropout_fn,
+            **global_inputs,
+        )
+        return self._output_dense(attended)
+
+    def _check_mask_shapes(self, hidden_states, padding_mask, global_mask):
+        if len(hidden_states.shape) != 3:
+            raise ValueError(
+                "`hidden_states` must have shape [batch, seq, hidden]. "
+                f"Received: hidden_states.shape={tuple(hidden_states.shape)}"
+            )
+        expected = tuple(hidden_states.shape[:2])
+        for name, mask in (("padding_mask", padding_mask), ("global_mask", global_mask)):
+            if mask is None:
+                continue
+            shape = tuple(mask.shape)
+            if len(shape) != 2 or any(
+                a is not None and b is not None and a != b for a, b in zip(shape, expected)
+            ):
+                raise ValueError(
+                    f"`{name}` must have shape [batch, seq] = {expected}, matching "
+                    f"`hidden_states`. Received: {name}.shape={shape}"
+                )
+
+    def compute_output_shape(self, hidden_states_shape, padding_mask_shape=None, global_mask_shape=None):
+        return tuple(hidden_states_shape)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            {
+                "num_heads": self.num_heads,
+                "key_dim": self.key_dim,
+                "window": self.window,
+                "dilation": self.dilation,
+                "causal": self.causal,
+                "dropout": self.dropout,
+                "use_bias": self.use_bias,
+                "global_projections": self.global_projections,
+                "kernel_initializer": keras.initializers.serialize(self.kernel_initializer),
+                "bias_initializer": keras.initializers.serialize(self.bias_initializer),
+                "seed": self.seed,
+            }
+        )
+        return config

@@ -1,0 +1,312 @@
+"""`longformer_attention`: sliding-window, dilated, causal and global attention."""
+
+import math
+
+from keras import ops
+
+from keras_longformer.ops.masks import as_bool_mask, not_after
+from keras_longformer.ops.windowed import masked_softmax, windowed_attention
+
+
+def longformer_attention(
+    query,
+    key,
+    value,
+    *,
+    window,
+    dilation=1,
+    causal=False,
+    padding_mask=None,
+    global_mask=None,
+    global_query=None,
+    global_key=None,
+    global_value=None,
+    scale=None,
+    dropout_fn=None,
+):
+    """Longformer attention: a sliding window plus global tokens.
+
+    Shapes: `B` batch, `T` sequence length, `N` heads, `H` head size,
+    `G` the largest number of global tokens of any batch row.
+
+    Query `i` of a head with dilation `d` attends:
+    - if it is a global token: every real key `j` (`j <= i` when causal),
+      scored with `global_query`, `global_key`, `global_value` where given;
+    - otherwise: the local keys `j = i + m * d` with `m` in
+      `[-window, window]` (`[-window, 0]` when causal) and `0 <= j < T`,
+      plus every global key (`j <= i` when causal), each key once.
+    Padded keys are never attended; padded query rows output exactly 0.
+    The window is one-sided: the span is `2 * window + 1`, so Hugging
+    Face's `attention_window=512` is `window=256` here. Memory grows as
+    `T * window + T * G`; no `[T, T]` tensor is ever built. Softmax runs in
+    float32 whatever the input dtype, and no row yields NaN.
+
+    Args:
+        query: `[B, T, N, H]` tensor.
+        key: `[B, T, N, H]` tensor.
+        value: `[B, T, N, H]` tensor.
+        window: int >= 0, the one-sided window (any size, also `>= T`).
+        dilation: int >= 1, or a list of `N` ints, one per head.
+        causal: bool; when true no query sees a later key, global keys
+            included.
+        padding_mask: optional `[B, T]` bool or 0/1 int, true for real
+            tokens. Defaults to all real.
+        global_mask: optional `[B, T]` bool or 0/1 int, true for global
+            tokens (padded ones do not count). Any number per row, anywhere.
+        global_query: optional `[B, T, N, H]`, the queries of global tokens
+            (defaults to `query`).
+        global_key: optional `[B, T, N, H]`, the keys global queries score
+            against (defaults to `key`).
+        global_value: optional `[B, T, N, H]`, the values global queries
+            read (defaults to `value`).
+        scale: float multiplying the scores; defaults to `1 / sqrt(H)`.
+        dropout_fn: optional callable applied to the attention
+            probabilities (the layer passes dropout here when training).
+
+    Returns:
+        `[B, T, N, H]` tensor in the dtype of `query`.
+
+    Example:
+
+    >>> q = k = v = keras.random.normal((2, 1000, 4, 16))
+    >>> global_mask = keras.ops.arange(1000)[None, :] < 1  # [CLS] global
+    >>> out = longformer_attention(q, k, v, window=64, global_mask=global_mask)
+    >>> out.shape
+    (2, 1000, 4, 16)
+
+    Reference:
+    - [Beltagy, Peters, Cohan, Longformer: The Long-Document Transformer,
+      2020](https://arxiv.org/abs/2004.05150)
+    """
+    query, key, value = (ops.convert_to_tensor(t) for t in (query, key, value))
+    heads, head_dim = _check_inputs(query, key, value, window, causal)
+    dilations = _per_head_dilation(dilation, heads)
+    if scale is None:
+        scale = 1.0 / math.sqrt(head_dim)
+    global_query, global_key, global_value = (
+        default if given is None else ops.convert_to_tensor(given)
+        for given, default in (
+            (global_query, query),
+            (global_key, key),
+            (global_value, value),
+        )
+    )
+    for name, tensor in (
+        ("global_query", global_query),
+        ("global_key", global_key),
+        ("global_value", global_value),
+    ):
+        _check_same_shape(name, tensor, query)
+
+    batch_size, length = ops.shape(query)[0], ops.shape(query)[1]
+    padding_mask = as_bool_mask(
+        padding_mask, batch_size, length, True, "padding_mask"
+    )
+    query = query * ops.cast(scale, query.dtype)
+
+    global_slots = None
+    local_key_mask = padding_mask
+    if global_mask is not None:
+        global_mask = ops.logical_and(
+            as_bool_mask(global_mask, batch_size, length, False, "global_mask"),
+            padding_mask,
+        )
+        global_slots = GlobalSlots(global_mask)
+        local_key_mask = ops.logical_and(padding_mask, ops.logical_not(global_mask))
+
+    head_outputs = []
+    for group_dilation, heads_of_group in _dilation_groups(dilations):
+        select = _head_selector(heads_of_group, heads)
+        global_keys = None
+        if global_slots is not None:
+            global_keys = (
+                global_slots.gather(select(key)),
+                global_slots.gather(select(value)),
+                global_slots.valid,
+                global_slots.positions,
+            )
+        head_outputs.append(
+            windowed_attention(
+                select(query),
+                select(key),
+                select(value),
+                window=window,
+                dilation=group_dilation,
+                causal=causal,
+                local_key_mask=local_key_mask,
+                global_keys=global_keys,
+                dropout_fn=dropout_fn,
+            )
+        )
+    output = _restore_head_order(head_outputs, dilations)
+
+    if global_slots is not None:
+        global_rows = _global_query_attention(
+            global_slots.gather(global_query) * ops.cast(scale, query.dtype),
+            global_key,
+            global_value,
+            global_slots,
+            padding_mask,
+            causal,
+            dropout_fn,
+        )
+        output = ops.where(
+            global_mask[:, :, None, None], global_slots.scatter(global_rows), output
+        )
+    output = ops.where(
+        padding_mask[:, :, None, None], output, ops.zeros_like(output)
+    )
+    return ops.cast(output, query.dtype)
+
+
+class GlobalSlots:
+    """The global tokens of each row, as `G` slots in position order.
+
+    `G` is the largest number of global tokens of any row (at least 1);
+    rows with fewer fill the rest with invalid slots. Rows are selected and
+    scattered with one-hot matmuls: exact, differentiable, and the same
+    O(G x T) as global attention itself.
+    """
+
+    def __init__(self, global_mask):
+        length = ops.shape(global_mask)[1]
+        count = ops.sum(ops.cast(global_mask, "int32"), axis=1)
+        num_slots = ops.maximum(ops.max(count), 1)
+        # Global positions score T - position, the others 0: the top
+        # `num_slots` are the global positions in increasing order.
+        positions = ops.arange(length, dtype="int32")
+        priority = ops.where(
+            global_mask, ops.cast(length - positions, "float32")[None, :], 0.0
+        )
+        values, self.positions = ops.top_k(priority, num_slots)
+        self.positions = ops.cast(self.positions, "int32")
+        self.valid = ops.greater(values, 0.0)
+        one_hot = ops.logical_and(
+            ops.equal(self.positions[:, :, None], positions[None, None, :]),
+            self.valid[:, :, None],
+        )
+        self._one_hot = one_hot  # [B, G, T]
+
+    def gather(self, x):
+        """`[B, T, n, H]` -> `[B, G, n, H]`, the rows of the global tokens."""
+        return _rows_matmul(ops.cast(self._one_hot, x.dtype), x)
+
+    def scatter(self, x):
+        """`[B, G, n, H]` -> `[B, T, n, H]`, zeros outside global rows."""
+        one_hot = ops.swapaxes(ops.cast(self._one_hot, x.dtype), 1, 2)
+        return _rows_matmul(one_hot, x)
+
+
+def _rows_matmul(selection, x):
+    """`[B, R, S] @ [B, S, n, H]` -> `[B, R, n, H]`."""
+    heads, head_dim = x.shape[2], x.shape[3]
+    batch_size, rows = ops.shape(selection)[0], ops.shape(selection)[1]
+    flat = ops.reshape(x, [batch_size, ops.shape(x)[1], heads * head_dim])
+    return ops.reshape(
+        ops.matmul(selection, flat), [batch_size, rows, heads, head_dim]
+    )
+
+
+def _global_query_attention(
+    queries, keys, values, slots, padding_mask, causal, dropout_fn
+):
+    """Each global query `[B, G, N, H]` against every real key: `[B, G, N, H]`."""
+    queries = ops.transpose(queries, [0, 2, 1, 3])  # [B, N, G, H]
+    scores = ops.matmul(queries, ops.transpose(keys, [0, 2, 3, 1]))  # [B, N, G, T]
+    allowed = padding_mask[:, None, None, :]
+    if causal:
+        key_positions = ops.arange(ops.shape(keys)[1], dtype="int32")
+        allowed = ops.logical_and(
+            allowed,
+            not_after(slots.positions[:, None, :, None], key_positions),
+        )
+    (probs,) = masked_softmax([ops.cast(scores, "float32")], [allowed])
+    if dropout_fn is not None:
+        probs = dropout_fn(probs)
+    output = ops.matmul(
+        ops.cast(probs, values.dtype), ops.transpose(values, [0, 2, 1, 3])
+    )
+    return ops.transpose(output, [0, 2, 1, 3])
+
+
+def _check_inputs(query, key, value, window, causal):
+    if len(query.shape) != 4:
+        raise ValueError(
+            "`query` must have shape [batch, seq, heads, head_dim]. "
+            f"Received: query.shape={tuple(query.shape)}"
+        )
+    _check_same_shape("key", key, query)
+    _check_same_shape("value", value, query)
+    if query.shape[2] is None or query.shape[3] is None:
+        raise ValueError(
+            "The heads and head_dim axes of `query` must be known. "
+            f"Received: query.shape={tuple(query.shape)}"
+        )
+    if isinstance(window, bool) or not isinstance(window, int) or window < 0:
+        raise ValueError(
+            f"`window` must be an int >= 0. Received: window={window!r}"
+        )
+    if not isinstance(causal, bool):
+        raise ValueError(f"`causal` must be a bool. Received: causal={causal!r}")
+    return query.shape[2], query.shape[3]
+
+
+def _check_same_shape(name, tensor, query):
+    if len(tensor.shape) != 4 or any(
+        a is not None and b is not None and a != b
+        for a, b in zip(tensor.shape, query.shape)
+    ):
+        raise ValueError(
+            f"`{name}` must have the shape of `query` {tuple(query.shape)}. "
+            f"Received: {name}.shape={tuple(tensor.shape)}"
+        )
+
+
+def validate_dilation(dilation, num_heads=None):
+    """Checks `dilation` (an int, or one int per head) and returns it."""
+    values = dilation if isinstance(dilation, (list, tuple)) else [dilation]
+    ok = all(
+        isinstance(d, int) and not isinstance(d, bool) and d >= 1 for d in values
+    ) and len(values) > 0
+    if isinstance(dilation, (list, tuple)) and num_heads is not None:
+        ok = ok and len(dilation) == num_heads
+    if not ok:
+        expected = "an int >= 1" + (
+            f" or a list of {num_heads} ints >= 1, one per head"
+            if num_heads is not None
+            else " or a list of ints >= 1, one per head"
+        )
+        raise ValueError(
+            f"`dilation` must be {expected}. Received: dilation={dilation!r}"
+        )
+    return list(dilation) if isinstance(dilation, (list, tuple)) else dilation
+
+
+def _per_head_dilation(dilation, heads):
+    dilation = validate_dilation(dilation, heads)
+    return dilation if isinstance(dilation, list) else [dilation] * heads
+
+
+def _dilation_groups(dilations):
+    """[(dilation, [head, ...]), ...] in increasing dilation."""
+    groups = {}
+    for head, d in enumerate(dilations):
+        groups.setdefault(d, []).append(head)
+    return sorted(groups.items())
+
+
+def _head_selector(heads_of_group, num_heads):
+    if len(heads_of_group) == num_heads:
+        return lambda x: x
+    if heads_of_group == list(range(heads_of_group[0], heads_of_group[-1] + 1)):
+        start, size = heads_of_group[0], len(heads_of_group)
+        return lambda x: x[:, :, start : start + size, :]
+    return lambda x: ops.take(x, heads_of_group, axis=2)
+
+
+def _restore_head_order(head_outputs, dilations):
+    if len(head_outputs) == 1:
+        return head_outputs[0]
+    order = [head for _, heads in _dilation_groups(dilations) for head in heads]
+    inverse = [order.index(head) for head in range(len(dilations))]
+    return ops.take(ops.concatenate(head_outputs, axis=2), inverse, axis=2)
