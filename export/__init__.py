@@ -1,1 +1,29 @@
-"""ONNX export of keras_longformer models (installed as `keras_longformer.export`)."""
+"""ONNX export of keras_longformer models (installed as `keras_longformer.export`).
+
+- `export_onnx(model, output_path, ...)`: converts a Keras model (or a
+  `.keras` file) to ONNX with named inputs/outputs and symbolic `batch` and
+  `sequence` dims, verifies it against Keras across lengths and global
+  patterns, and writes it atomically. Returns an `ExportReport`.
+- `onnx_session(path, provider="auto")`: an onnxruntime session on CUDA
+  when it can really be created, else CPU (saying why in one line).
+"""
+
+from keras_longformer.export.onnx import ExportError
+from keras_longformer.export.onnx import ExportReport
+from keras_longformer.export.onnx import UnknownLayerError
+from keras_longformer.export.onnx import export_onnx
+from keras_longformer.export.onnx import load_keras_model
+from keras_longformer.export.session import ProviderUnavailableError
+from keras_longformer.export.session import onnx_session
+from keras_longformer.export.verify import VerificationRow
+
+__all__ = [
+    "ExportError",
+    "ExportReport",
+    "ProviderUnavailableError",
+    "UnknownLayerError",
+    "VerificationRow",
+    "export_onnx",
+    "load_keras_model",
+    "onnx_session",
+]
