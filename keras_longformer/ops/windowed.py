@@ -2,10 +2,10 @@
 
 The band of a sliding window is computed block by block. The (sub)sequence
 is cut into blocks of `block_size >= window` queries, and each query block
-is scored against the three key blocks around it (previous, own, next), so
-every key of the band `[-window, window]` is inside the span. The scores of
-a block are `[block_size, 3 * block_size]`: memory is O(T x window), never
-O(T x T).
+is scored against the key blocks around it (previous, own and, unless
+causal, next), so every key of the band `[-window, window]` is inside the
+span. The scores of a block are `[block_size, 3 * block_size]` (`2 *` when
+causal): memory is O(T x window), never O(T x T).
 
 Dilation `d` is a plain window over the `d` interleaved subsequences
 `x[r::d]`, `r = 0 .. d - 1`: the sequence is padded to a multiple of `d`,
@@ -19,7 +19,7 @@ every batch size and length.
 
 from keras import ops
 
-from keras_longformer.ops.masks import band_mask, not_after
+from keras_longformer.ops.masks import band_mask, not_after, span_blocks
 
 
 def _minimum(a, b):
@@ -82,18 +82,21 @@ def from_blocks(x, layout):
     )
 
 
-def neighbor_spans(x, layout):
-    """`[R, nb, block, *rest]` -> `[R, nb, 3 * block, *rest]`.
+def neighbor_spans(x, layout, causal):
+    """`[R, nb, block, *rest]` -> `[R, nb, S * block, *rest]`.
 
-    Span `k` is blocks `k - 1`, `k`, `k + 1` side by side; blocks outside
-    the sequence are zeros (and masked by the caller).
+    Span `k` is blocks `k - 1`, `k` and, unless causal, `k + 1` side by
+    side (`S = span_blocks(causal)`); blocks outside the sequence are zeros
+    (and masked by the caller).
     """
     rest = list(x.shape[3:])
-    padded = ops.pad(x, [[0, 0], [1, 1]] + [[0, 0]] * (1 + len(rest)))
+    # One zero block before; one after only when the span reaches ahead.
+    after = span_blocks(causal) - 2
+    padded = ops.pad(x, [[0, 0], [1, after]] + [[0, 0]] * (1 + len(rest)))
     size = [layout.rows, layout.num_blocks, layout.block_size] + rest
     shifted = [
         ops.slice(padded, [0, shift] + [0] * (1 + len(rest)), size)
-        for shift in range(3)
+        for shift in range(span_blocks(causal))
     ]
     return ops.concatenate(shifted, axis=2)
 
@@ -139,12 +142,12 @@ def windowed_attention(
     layout = BlockLayout(batch_size, length, window, dilation)
     rows, num_blocks, block = layout.rows, layout.num_blocks, layout.block_size
 
-    # [R, n, nb, block, H] queries against [R, n, nb, H, 3 * block] keys.
+    # [R, n, nb, block, H] queries against [R, n, nb, H, S * block] keys.
     query_blocks = ops.transpose(to_blocks(query, layout), [0, 3, 1, 2, 4])
-    key_spans = neighbor_spans(to_blocks(key, layout), layout)
-    value_spans = neighbor_spans(to_blocks(value, layout), layout)
+    key_spans = neighbor_spans(to_blocks(key, layout), layout, causal)
+    value_spans = neighbor_spans(to_blocks(value, layout), layout, causal)
     scores = ops.matmul(query_blocks, ops.transpose(key_spans, [0, 3, 1, 4, 2]))
-    key_ok = neighbor_spans(to_blocks(local_key_mask, layout), layout)
+    key_ok = neighbor_spans(to_blocks(local_key_mask, layout), layout, causal)
     allowed = ops.logical_and(
         band_mask(block, window, causal), key_ok[:, None, :, None, :]
     )
