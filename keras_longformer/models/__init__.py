@@ -1,5 +1,21 @@
 """Longformer backbone and task models."""
 
 from keras_longformer.models.longformer_backbone import LongformerBackbone
+from keras_longformer.models.longformer_causal_lm import LongformerCausalLM
+from keras_longformer.models.longformer_causal_lm import bits_per_token
+from keras_longformer.models.longformer_classifier import LongformerClassifier
+from keras_longformer.models.longformer_masked_lm import LongformerMaskedLM
+from keras_longformer.models.longformer_question_answering import LongformerQuestionAnswering
+from keras_longformer.models.longformer_token_classifier import LongformerTokenClassifier
+from keras_longformer.models.position_embeddings import extend_position_embeddings
 
-__all__ = ["LongformerBackbone"]
+__all__ = [
+    "LongformerBackbone",
+    "LongformerCausalLM",
+    "LongformerClassifier",
+    "LongformerMaskedLM",
+    "LongformerQuestionAnswering",
+    "LongformerTokenClassifier",
+    "bits_per_token",
+    "extend_position_embeddings",
+]

@@ -1,0 +1,86 @@
+import keras
+
+from keras_longformer.models.longformer_task import LongformerTask
+from keras_longformer.models.longformer_task import check_backbone
+from keras_longformer.models.longformer_task import check_num_classes
+from keras_longformer.models.longformer_task import check_rate
+from keras_longformer.models.longformer_task import fine_tuning_optimizer
+
+
+@keras.saving.register_keras_serializable(package="keras_longformer")
+class LongformerClassifier(LongformerTask):
+    """Sequence classification on a `LongformerBackbone`.
+
+    Shapes: `B` batch, `T` sequence length, `C` = `num_classes`.
+
+    `Dense(C)(Dropout(pooled_output))`, where `pooled_output` is the
+    backbone's dense + tanh on the first token: the same network as Hugging
+    Face's `LongformerForSequenceClassification` head (its `classifier.dense`
+    is the pooler here). Give the first token global attention
+    (`global_mask[:, 0] = 1`), as Hugging Face does by default, so that it
+    sees the whole document.
+
+    Args:
+        backbone: a `LongformerBackbone`.
+        num_classes: int >= 1.
+        dropout: float in `[0, 1)`, dropout before the output layer.
+        activation: optional activation of the output (`None`: logits).
+        dtype: optional dtype policy of the head (defaults to the backbone's).
+        **kwargs: `keras.Model` arguments (`name`, ...).
+
+    Call arguments:
+        inputs: the backbone's dict (`token_ids`, `padding_mask`, `global_mask`).
+
+    Returns:
+        `[B, C]` float32 logits (or activations).
+
+    `compile()` defaults: AdamW(5e-5, weight decay 0.01, clip norm 1),
+    sparse categorical cross-entropy, accuracy.
+
+    Example:
+
+    >>> classifier = LongformerClassifier(backbone, num_classes=2)
+    >>> classifier.compile()
+    >>> classifier.fit(features, labels, epochs=3)
+    """
+
+    def __init__(self, backbone, num_classes, dropout=0.1, activation=None, dtype=None, **kwargs):
+        check_backbone(backbone, "LongformerClassifier")
+        check_num_classes(num_classes)
+        check_rate("dropout", dropout)
+        dtype = dtype or backbone.dtype_policy
+        # === Layers ===
+        output_dropout = keras.layers.Dropout(dropout, dtype=dtype, name="output_dropout")
+        output_dense = keras.layers.Dense(
+            num_classes,
+            kernel_initializer=keras.initializers.TruncatedNormal(stddev=0.02),
+            dtype=dtype,
+            name="logits",
+        )
+        output_activation = keras.layers.Activation(
+            activation, dtype="float32", name="output_activation"
+        )
+        # === Functional model ===
+        inputs = backbone.input
+        pooled = backbone(inputs)["pooled_output"]
+        outputs = output_activation(output_dense(output_dropout(pooled)))
+        super().__init__(inputs=inputs, outputs=outputs, **kwargs)
+        # === Config ===
+        self.backbone = backbone
+        self.num_classes = num_classes
+        self.dropout = float(dropout)
+        self.activation = keras.activations.serialize(keras.activations.get(activation)) if activation else None
+        self.output_dense = output_dense
+
+    def _task_config(self):
+        return {
+            "num_classes": self.num_classes,
+            "dropout": self.dropout,
+            "activation": self.activation,
+        }
+
+    def _default_compile(self):
+        loss = keras.losses.SparseCategoricalCrossentropy(
+            from_logits=self.activation is None
+        )
+        return fine_tuning_optimizer(), loss, [keras.metrics.SparseCategoricalAccuracy(name="accuracy")]

@@ -1,0 +1,54 @@
+import numpy as np
+
+from keras_longformer.models.longformer_backbone import LongformerBackbone
+
+
+def extend_position_embeddings(backbone, new_max_length):
+    """A copy of `backbone` that reads `new_max_length` tokens, positions copied.
+
+    The paper's recipe (section 5) for turning a RoBERTa-style model with
+    `max_sequence_length=512` into a long one: the new position table
+    repeats the learned positions, block after block, so position
+    `p > 512` starts from the embedding of `p mod 512`, which the paper
+    shows works far better than random positions. The `pad_token_id + 1`
+    reserved rows are kept as they are. Every other weight is copied
+    unchanged. A `new_max_length` smaller than the current one truncates.
+
+    Args:
+        backbone: a `LongformerBackbone`.
+        new_max_length: int >= 1, the new `max_sequence_length`.
+
+    Returns:
+        A new `LongformerBackbone`; `backbone` is not modified.
+
+    Example:
+
+    >>> long = extend_position_embeddings(short_backbone, 4096)
+    >>> long.max_sequence_length
+    4096
+    """
+    if not isinstance(backbone, LongformerBackbone):
+        raise ValueError(
+            f"`backbone` must be a LongformerBackbone. Received: {backbone!r}"
+        )
+    if isinstance(new_max_length, bool) or not isinstance(new_max_length, int) or new_max_length < 1:
+        raise ValueError(
+            f"`new_max_length` must be an int >= 1. Received: new_max_length={new_max_length!r}"
+        )
+    config = backbone.get_config()
+    config["max_sequence_length"] = new_max_length
+    new = LongformerBackbone.from_config(config)
+    old_table = backbone.embeddings.position_embedding.embeddings
+    new_table = new.embeddings.position_embedding.embeddings
+    old_weights = {variable.path: variable for variable in backbone.weights}
+    for fresh in new.weights:
+        if fresh is not new_table:
+            fresh.assign(old_weights[fresh.path])
+    new.pooler_dense.trainable = backbone.pooler_dense.trainable
+    old_rows = np.asarray(old_table.numpy())
+    reserved = backbone.pad_token_id + 1
+    learned = old_rows[reserved:]
+    repeats = -(-new_max_length // len(learned))
+    rows = np.concatenate([old_rows[:reserved], np.tile(learned, (repeats, 1))[:new_max_length]])
+    new_table.assign(rows.astype(new_table.dtype))
+    return new
