@@ -195,11 +195,14 @@ def _unknown_classes(config):
             return True
         if class_name and keras.saving.get_registered_object(class_name) is not None:
             return True
-        if module:
+        if module and module.split(".")[0] == "keras":
             try:
                 return hasattr(importlib.import_module(module), class_name)
             except Exception:
                 return False
+        if module:
+            # Keras resolves other classes only through registration.
+            return False
         # Keras built-ins saved without a module.
         return class_name in dir(keras.layers) or class_name in dir(keras.models)
 

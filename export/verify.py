@@ -102,7 +102,7 @@ def _first_int(configs, keys):
 def _vocabulary_size(model, layers, configs):
     import keras
 
-    from_config = _first_int(configs[:1], _VOCAB_KEYS)
+    from_config = _first_int(configs, _VOCAB_KEYS)
     if from_config:
         return from_config
     embeddings = [layer for layer in layers if isinstance(layer, keras.layers.Embedding)]

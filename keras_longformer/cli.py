@@ -245,6 +245,11 @@ def _add_convert(subparsers):
     )
     parser.add_argument("checkpoint", help="Hugging Face checkpoint directory (config.json + weights)")
     parser.add_argument("output", help="path of the .keras file to write")
+    parser.add_argument(
+        "--task", default="backbone",
+        help="backbone (default), auto (the checkpoint's own class), masked_lm, classifier, "
+        "token_classifier or question_answering",
+    )
     parser.add_argument("--force", action="store_true", help="replace an existing output file")
     parser.set_defaults(run=_run_convert)
 
@@ -266,7 +271,7 @@ def _run_convert(args):
             "keras_longformer.convert.from_huggingface is not available in this version"
         ) from None
 
-    model = from_huggingface(args.checkpoint)
+    model = from_huggingface(args.checkpoint, task=args.task)
     handle, temporary = tempfile.mkstemp(
         prefix=f".{os.path.basename(args.output)}.", suffix=".tmp.keras", dir=directory
     )

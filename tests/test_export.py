@@ -1,0 +1,479 @@
+"""`keras_longformer.export`: export_onnx, the parity sweep, atomic writes, onnx_session.
+
+tf2onnx takes seconds per conversion, so each model is exported once per
+module (fixtures below); error paths that need a converted graph reuse the
+fixture's graph by replacing `convert` with a function returning a copy.
+"""
+
+import copy
+import logging
+import os
+
+import keras
+import numpy as np
+import onnx
+import pytest
+
+import keras_longformer
+from keras_longformer.export import ExportError
+from keras_longformer.export import ExportReport
+from keras_longformer.export import ProviderUnavailableError
+from keras_longformer.export import UnknownLayerError
+from keras_longformer.export import export_onnx
+from keras_longformer.export import onnx_session
+from keras_longformer.export import onnx as onnx_lib
+from keras_longformer.export import session as session_lib
+from keras_longformer.export import verify as verify_lib
+
+WINDOWS = (3, 5)
+DILATION = (1, 2)
+HIDDEN = 16
+VOCABULARY = 50
+
+
+def build_model():
+    """Embedding -> two LongformerSelfAttention -> three outputs, two of the
+    same shape (so a swapped output mapping cannot pass unnoticed)."""
+    keras.utils.set_random_seed(0)
+    token_ids = keras.Input((None,), dtype="int32", name="token_ids")
+    padding_mask = keras.Input((None,), dtype="bool", name="padding_mask")
+    global_mask = keras.Input((None,), dtype="bool", name="global_mask")
+    x = keras.layers.Embedding(VOCABULARY, HIDDEN, name="token_embedding")(token_ids)
+    x = keras_longformer.LongformerSelfAttention(2, 8, window=WINDOWS[0], name="attention_0")(
+        x, padding_mask=padding_mask, global_mask=global_mask
+    )
+    x = keras_longformer.LongformerSelfAttention(
+        2, 8, window=WINDOWS[1], dilation=list(DILATION), name="attention_1"
+    )(x, padding_mask=padding_mask, global_mask=global_mask)
+    outputs = {
+        "sequence_output": keras.layers.Dense(HIDDEN, name="sequence_dense")(x),
+        "other_output": keras.layers.Dense(HIDDEN, name="other_dense")(x),
+        "pooled_output": keras.layers.Dense(4, name="pooled_dense")(x[:, 0]),
+    }
+    return keras.Model(
+        {"token_ids": token_ids, "padding_mask": padding_mask, "global_mask": global_mask},
+        outputs,
+    )
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory):
+    """The small model, exported once with the default sweep; the converted
+    graph is kept for tests that reuse it."""
+    model = build_model()
+    graphs = []
+    original = onnx_lib.convert
+
+    def recording_convert(*args, **kwargs):
+        proto, storage = original(*args, **kwargs)
+        graphs.append(copy.deepcopy(proto))
+        return proto, storage
+
+    path = tmp_path_factory.mktemp("export") / "small.onnx"
+    onnx_lib.convert = recording_convert
+    try:
+        report = export_onnx(model, path)
+    finally:
+        onnx_lib.convert = original
+    return model, path, report, graphs[0]
+
+
+@pytest.fixture
+def reuse_graph(exported, monkeypatch):
+    """Makes `export_onnx` of the small model skip tf2onnx (reuses the graph)."""
+    _, _, _, graph = exported
+    monkeypatch.setattr(
+        onnx_lib, "convert", lambda *args, **kwargs: (copy.deepcopy(graph), None)
+    )
+    return exported[0]
+
+
+def random_inputs(rng, length, batch=3):
+    padding = np.ones((batch, length), bool)
+    padding[1, max(1, length - 3):] = False
+    padding[2, max(1, length // 3):] = False
+    global_mask = rng.random((batch, length)) < 0.1
+    global_mask[:, 0] = True
+    return {
+        "token_ids": rng.integers(2, VOCABULARY, (batch, length)).astype("int32"),
+        "padding_mask": padding,
+        "global_mask": global_mask,
+    }
+
+
+def test_default_sweep_passes_at_every_length_and_pattern(exported):
+    _, path, report, _ = exported
+    assert isinstance(report, ExportReport)
+    assert report.verified and report.path == str(path) and report.opset == 17
+    lengths = sorted({row.length for row in report.rows})
+    expected = {1, 2}
+    for window in WINDOWS:
+        expected |= {window - 1, window, window + 1}
+    expected |= {WINDOWS[1] * 2 - 1, WINDOWS[1] * 2, WINDOWS[1] * 2 + 1}  # dilated head
+    assert expected <= set(lengths)
+    assert max(lengths) >= 100  # a long one
+    assert len([n for n in lengths if n > verify_lib.TRACE_LENGTH]) >= 2
+    assert {row.pattern for row in report.rows} == set(verify_lib.PATTERNS)
+    assert len(report.rows) == len(lengths) * len(verify_lib.PATTERNS)
+    for row in report.rows:
+        assert row.ok, report.table()
+        assert row.max_abs_error <= 1e-4
+        assert row.ort_seconds > 0
+    assert report.max_abs_error <= 1e-4
+    assert "max abs error" in report.table()
+
+
+def test_names_and_symbolic_dims(exported):
+    _, path, report, _ = exported
+    graph = onnx.load(path).graph
+
+    def dims(value):
+        return [d.dim_param or d.dim_value for d in value.type.tensor_type.shape.dim]
+
+    inputs = {value.name: dims(value) for value in graph.input}
+    outputs = {value.name: dims(value) for value in graph.output}
+    assert inputs == {
+        "token_ids": ["batch", "sequence"],
+        "padding_mask": ["batch", "sequence"],
+        "global_mask": ["batch", "sequence"],
+    }
+    assert outputs == {
+        "sequence_output": ["batch", "sequence", HIDDEN],
+        "other_output": ["batch", "sequence", HIDDEN],
+        "pooled_output": ["batch", 4],
+    }
+    assert report.inputs["token_ids"] == {"dims": ["batch", "sequence"], "dtype": "int32"}
+    assert report.outputs["pooled_output"]["dims"] == ["batch", 4]
+
+
+@pytest.mark.parametrize("length", [13, 200, 777])
+def test_outputs_map_by_name_at_lengths_never_traced(exported, length):
+    model, path, _, _ = exported
+    session = onnx_session(path, provider="cpu")
+    feeds = random_inputs(np.random.default_rng(length), length)
+    expected = {name: np.asarray(value) for name, value in model(feeds).items()}
+    names = [output.name for output in session.get_outputs()]
+    actual = dict(zip(names, session.run(names, feeds)))
+    assert set(actual) == set(expected)
+    for name in expected:
+        assert actual[name].shape == expected[name].shape
+        assert np.max(np.abs(actual[name] - expected[name])) <= 1e-5, name
+    # The two same-shape outputs really differ: a swap would be caught.
+    assert np.max(np.abs(expected["sequence_output"] - expected["other_output"])) > 1e-2
+
+
+def test_metadata_records_what_check_needs(exported):
+    _, path, _, _ = exported
+    metadata = onnx_lib.read_metadata(onnx.load(path))
+    assert metadata["vocabulary_size"] == VOCABULARY
+    assert [tuple(w) for w in metadata["windows"]] == [(3, 1), (5, 1), (5, 2)]
+
+
+def test_custom_lengths(reuse_graph, tmp_path):
+    report = export_onnx(reuse_graph, tmp_path / "m.onnx", lengths=[17, 3, 3])
+    assert sorted({row.length for row in report.rows}) == [3, 17]
+    assert all(row.ok for row in report.rows)
+
+
+def test_no_verify_writes_without_rows(reuse_graph, tmp_path):
+    report = export_onnx(reuse_graph, tmp_path / "m.onnx", verify=False)
+    assert report.rows == [] and not report.verified
+    assert os.path.isfile(tmp_path / "m.onnx")
+    assert "not run" in report.table()
+
+
+# ---------------------------------------------------------------------------
+# Atomic writes and failures
+# ---------------------------------------------------------------------------
+
+
+def _leftovers(directory, keep=()):
+    return sorted(name for name in os.listdir(directory) if name not in keep)
+
+
+def test_failed_verification_leaves_nothing_and_keeps_existing_file(
+    reuse_graph, tmp_path, monkeypatch
+):
+    real = verify_lib.keras_outputs
+
+    def off_by_a_little(*args, **kwargs):
+        outputs = real(*args, **kwargs)
+        outputs["other_output"] = outputs["other_output"] + 1e-3
+        return outputs
+
+    monkeypatch.setattr(verify_lib, "keras_outputs", off_by_a_little)
+    target = tmp_path / "m.onnx"
+    with pytest.raises(ExportError, match="differs from Keras") as info:
+        export_onnx(reuse_graph, target, lengths=[4, 9])
+    assert not target.exists()
+    assert _leftovers(tmp_path) == []
+    report = info.value.report
+    assert len(report.failures) == len(report.rows) == 8
+    assert all(row.worst_output == "other_output" for row in report.failures)
+    assert "FAIL" in str(info.value) and "other_output" in report.table()
+
+    target.write_bytes(b"previous, good export")
+    with pytest.raises(ExportError):
+        export_onnx(reuse_graph, target, lengths=[4], overwrite=True)
+    assert target.read_bytes() == b"previous, good export"
+    assert _leftovers(tmp_path) == ["m.onnx"]
+
+
+def test_interrupted_export_leaves_nothing(reuse_graph, tmp_path, monkeypatch):
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(verify_lib, "sweep", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        export_onnx(reuse_graph, tmp_path / "m.onnx")
+    assert _leftovers(tmp_path) == []
+
+
+def test_existing_output_is_kept_unless_overwrite(reuse_graph, tmp_path):
+    target = tmp_path / "m.onnx"
+    target.write_bytes(b"keep me")
+    with pytest.raises(FileExistsError, match="overwrite"):
+        export_onnx(reuse_graph, target)
+    assert target.read_bytes() == b"keep me"
+    report = export_onnx(reuse_graph, target, overwrite=True, lengths=[5])
+    assert report.verified
+    onnx.checker.check_model(str(target))
+    assert _leftovers(tmp_path) == ["m.onnx"]
+
+
+def test_argument_errors_come_before_any_conversion(tmp_path, monkeypatch):
+    def no_conversion(*args, **kwargs):
+        raise AssertionError("converted despite a bad argument")
+
+    monkeypatch.setattr(onnx_lib, "convert", no_conversion)
+    model = build_model()
+    with pytest.raises(FileNotFoundError, match="directory does not exist"):
+        export_onnx(model, tmp_path / "missing" / "m.onnx")
+    with pytest.raises(ValueError, match="18"):
+        export_onnx(model, tmp_path / "m.onnx", opset=19)
+    with pytest.raises(ValueError, match="opset"):
+        export_onnx(model, tmp_path / "m.onnx", opset=11)
+    with pytest.raises(ValueError, match="lengths"):
+        export_onnx(model, tmp_path / "m.onnx", lengths=[0, 5])
+    with pytest.raises(ValueError, match="lengths"):
+        export_onnx(model, tmp_path / "m.onnx", lengths=[])
+    with pytest.raises(TypeError, match="keras.Model"):
+        export_onnx(object(), tmp_path / "m.onnx")
+    with pytest.raises(FileNotFoundError, match="No such file"):
+        export_onnx(tmp_path / "absent.keras", tmp_path / "m.onnx")
+    not_keras = tmp_path / "notes.keras"
+    not_keras.write_text("not a model")
+    with pytest.raises(ValueError, match="not a Keras model"):
+        export_onnx(not_keras, tmp_path / "m.onnx")
+    assert _leftovers(tmp_path) == ["notes.keras"]
+
+
+class UnregisteredLayer(keras.layers.Layer):
+    def call(self, x):
+        return x * 2.0
+
+
+def test_unknown_layer_is_named(tmp_path, monkeypatch):
+    inputs = keras.Input((None, 4), name="hidden_states")
+    model = keras.Model(inputs, UnregisteredLayer(name="mystery")(inputs))
+    path = tmp_path / "custom.keras"
+    model.save(path)
+    monkeypatch.setattr(onnx_lib, "convert", lambda *a, **k: pytest.fail("converted"))
+    with pytest.raises(UnknownLayerError, match="UnregisteredLayer") as info:
+        export_onnx(path, tmp_path / "m.onnx")
+    assert info.value.class_names == ["UnregisteredLayer"]
+
+
+def test_keras_file_loads_with_package_layers(reuse_graph, tmp_path):
+    path = tmp_path / "model.keras"
+    reuse_graph.save(path)
+    report = export_onnx(path, tmp_path / "m.onnx", lengths=[6])
+    assert report.verified and report.max_abs_error <= 1e-4
+
+
+def test_unconverted_op_is_a_clear_error(tmp_path):
+    # TensorFlow lowers exact GELU through Erfc, which tf2onnx leaves unconverted.
+    inputs = keras.Input((None, 4), name="hidden_states")
+    model = keras.Model(inputs, keras.layers.Dense(4, activation="gelu")(inputs))
+    with pytest.raises(ExportError, match="Erfc"):
+        export_onnx(model, tmp_path / "gelu.onnx")
+    assert _leftovers(tmp_path) == []
+
+
+def test_external_data_for_large_models(tmp_path, monkeypatch):
+    # Exercise the > 2 GB path on a small model by lowering the threshold.
+    monkeypatch.setattr(onnx_lib, "EXTERNAL_DATA_THRESHOLD", 0)
+    model = build_model()
+    target = tmp_path / "large.onnx"
+    report = export_onnx(model, target, lengths=[1, 7, 20])
+    assert report.verified
+    assert report.external_data == str(target) + ".data"
+    assert _leftovers(tmp_path) == ["large.onnx", "large.onnx.data"]
+    proto = onnx.load(target, load_external_data=False)
+    external = [t for t in proto.graph.initializer if onnx.external_data_helper.uses_external_data(t)]
+    assert external, "no tensor stored as external data"
+    inline = [
+        t.name for t in proto.graph.initializer
+        if not onnx.external_data_helper.uses_external_data(t) and len(t.raw_data) >= 1024
+    ]
+    assert inline == []  # every tensor of 1 KB or more lives in the .data file
+    session = onnx_session(target, provider="cpu")
+    feeds = random_inputs(np.random.default_rng(0), 11)
+    actual = session.run(["sequence_output"], feeds)[0]
+    expected = np.asarray(model(feeds)["sequence_output"])
+    assert np.max(np.abs(actual - expected)) <= 1e-5
+
+
+# ---------------------------------------------------------------------------
+# onnx_session
+# ---------------------------------------------------------------------------
+
+
+def test_session_auto_reports_the_provider_it_got(exported, caplog):
+    _, path, _, _ = exported
+    with caplog.at_level(logging.WARNING, logger="keras_longformer.export"):
+        session = onnx_session(path)
+    reason = session_lib.cuda_unavailable_reason()
+    if session.get_providers()[0] == "CUDAExecutionProvider":
+        assert not caplog.records
+    else:
+        assert session.get_providers() == ["CPUExecutionProvider"]
+        messages = [r.getMessage() for r in caplog.records]
+        assert len(messages) == 1 and "runs on CPU" in messages[0]
+        assert "\n" not in messages[0]
+        if reason is not None:
+            assert reason in messages[0]
+
+
+def test_session_cuda_fails_clearly_without_cuda(exported):
+    _, path, _, _ = exported
+    if session_lib.cuda_unavailable_reason() is None:
+        session = onnx_session(path, provider="cuda")
+        assert session.get_providers()[0] == "CUDAExecutionProvider"
+        return
+    with pytest.raises(ProviderUnavailableError, match="CUDA is not available"):
+        onnx_session(path, provider="cuda")
+
+
+def test_session_cpu_and_bad_arguments(exported, tmp_path):
+    _, path, _, _ = exported
+    assert onnx_session(path, provider="cpu").get_providers() == ["CPUExecutionProvider"]
+    with pytest.raises(ValueError, match="provider"):
+        onnx_session(path, provider="tpu")
+    with pytest.raises(FileNotFoundError):
+        onnx_session(tmp_path / "absent.onnx")
+
+
+# ---------------------------------------------------------------------------
+# Models of keras_longformer.models
+# ---------------------------------------------------------------------------
+
+
+def _models_module():
+    try:
+        import keras_longformer.models as models
+    except ImportError as error:  # pragma: no cover
+        pytest.skip(f"keras_longformer.models does not import: {error}")
+    if not hasattr(models, "LongformerBackbone"):  # pragma: no cover
+        pytest.skip("keras_longformer.models has no LongformerBackbone yet")
+    return models
+
+
+def _tiny_backbone(models):
+    keras.utils.set_random_seed(1)
+    return models.LongformerBackbone(
+        vocabulary_size=120,
+        num_layers=2,
+        num_heads=2,
+        hidden_dim=16,
+        intermediate_dim=32,
+        window=[2, 4],
+        dilation=[1, [1, 2]],
+        max_sequence_length=400,
+    )
+
+
+def test_backbone_never_called_exports_exactly(tmp_path):
+    models = _models_module()
+    backbone = _tiny_backbone(models)  # freshly built, never called
+    report = export_onnx(backbone, tmp_path / "backbone.onnx")
+    assert report.verified, report.table()
+    assert set(report.inputs) == {"token_ids", "padding_mask", "global_mask"}
+    assert report.outputs["sequence_output"]["dims"] == ["batch", "sequence", 16]
+    assert report.outputs["pooled_output"]["dims"] == ["batch", 16]
+    assert max(row.length for row in report.rows) <= 400
+    assert report.max_abs_error <= 1e-4
+
+
+def test_task_model_exports_exactly(tmp_path):
+    models = _models_module()
+    if not hasattr(models, "LongformerQuestionAnswering"):  # pragma: no cover
+        pytest.skip("keras_longformer.models has no LongformerQuestionAnswering yet")
+    keras.utils.set_random_seed(2)
+    backbone = models.LongformerBackbone(
+        vocabulary_size=90, num_layers=1, num_heads=2, hidden_dim=16,
+        intermediate_dim=32, window=3, max_sequence_length=300,
+    )
+    task = models.LongformerQuestionAnswering(backbone)
+    path = tmp_path / "qa.keras"
+    task.save(path)
+    report = export_onnx(path, tmp_path / "qa.onnx", lengths=[1, 2, 4, 7, 61])
+    assert report.verified, report.table()
+    assert set(report.outputs) == {"start_logits", "end_logits"}
+    assert report.outputs["start_logits"]["dims"] == ["batch", "sequence"]
+
+
+def test_huggingface_checkpoint_matches_pytorch_at_unseen_lengths(tmp_path):
+    _models_module()
+    try:
+        from keras_longformer.convert import from_huggingface
+    except ImportError as error:  # pragma: no cover
+        pytest.skip(f"keras_longformer.convert.from_huggingface does not import: {error}")
+    torch = pytest.importorskip("torch")
+    transformers = pytest.importorskip("transformers")
+
+    torch.manual_seed(0)
+    config = transformers.LongformerConfig(
+        vocab_size=80,
+        hidden_size=16,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=32,
+        # One-sided 2 and 4 here. (Hugging Face pads to a multiple of the largest
+        # window only, so its windows must divide each other.)
+        attention_window=[4, 8],
+        max_position_embeddings=130,
+        pad_token_id=1,
+        hidden_dropout_prob=0.0,
+        attention_probs_dropout_prob=0.0,
+    )
+    hf_model = transformers.LongformerModel(config).eval()
+    hf_model.save_pretrained(tmp_path / "hf")
+    backbone = from_huggingface(str(tmp_path / "hf"))
+    # Verified at short lengths only; compared with PyTorch at others.
+    report = export_onnx(backbone, tmp_path / "hf.onnx", lengths=[1, 3, 5])
+    assert report.verified, report.table()
+    session = onnx_session(tmp_path / "hf.onnx", provider="cpu")
+    rng = np.random.default_rng(0)
+    for length, globals_ in ((9, [0]), (37, [0, 5, 20]), (100, [])):
+        ids = rng.integers(3, 80, (2, length))
+        mask = np.ones((2, length), "int64")
+        mask[1, length - length // 3:] = 0
+        ids[1, length - length // 3:] = 1
+        global_mask = np.zeros((2, length), "int64")
+        global_mask[:, globals_] = 1
+        with torch.no_grad():
+            hf = hf_model(
+                input_ids=torch.from_numpy(ids),
+                attention_mask=torch.from_numpy(mask),
+                global_attention_mask=torch.from_numpy(global_mask),
+            ).last_hidden_state.numpy()
+        feeds = {}
+        for value in session.get_inputs():
+            array = {"token_ids": ids, "padding_mask": mask, "global_mask": global_mask}[value.name]
+            feeds[value.name] = array.astype(
+                {"tensor(int32)": "int32", "tensor(int64)": "int64", "tensor(bool)": "bool"}[value.type]
+            )
+        ours = session.run(["sequence_output"], feeds)[0]
+        real = mask.astype(bool)
+        assert np.max(np.abs(ours[real] - hf[real])) <= 1e-4, length
