@@ -41,7 +41,13 @@ def cuda_unavailable_reason():
     )
     if os.path.exists(library):  # Linux wheels; elsewhere let the session decide.
         try:
-            ctypes.CDLL(library)
+            try:
+                ctypes.CDLL(library)
+            except OSError:
+                # CUDA and cuDNN may come as nvidia-* pip wheels, which
+                # onnxruntime loads only when asked to.
+                _preload_cuda_wheels(ort)
+                ctypes.CDLL(library)
         except OSError as error:
             message = str(error).split(":")
             missing = message[0].strip() if len(message) > 1 else str(error)
@@ -52,6 +58,16 @@ def cuda_unavailable_reason():
     return None
 
 
+def _preload_cuda_wheels(ort):
+    if not hasattr(ort, "preload_dlls"):
+        return
+    import contextlib
+    import io
+
+    with contextlib.redirect_stdout(io.StringIO()), contextlib.suppress(Exception):
+        ort.preload_dlls(directory="")
+
+
 def _session_options(log_severity):
     ort = _ort()
     options = ort.SessionOptions()
@@ -60,7 +76,7 @@ def _session_options(log_severity):
     return options
 
 
-def onnx_session(path, provider="auto", *, session_options=None):
+def onnx_session(path, provider="auto", *, session_options=None, cuda_options=None):
     """An `onnxruntime.InferenceSession` for `path` on CUDA or CPU.
 
     Args:
@@ -70,6 +86,9 @@ def onnx_session(path, provider="auto", *, session_options=None):
             (logger `keras_longformer.export`) that says why. `"cuda"`: CUDA
             or a `ProviderUnavailableError` saying why. `"cpu"`: CPU only.
         session_options: optional `onnxruntime.SessionOptions`.
+        cuda_options: optional dict of CUDA provider options, e.g.
+            `{"device_id": 1, "use_tf32": 0}` (TF32 matmuls on Ampere and
+            later GPUs trade about 1e-3 of accuracy for speed).
 
     Returns:
         An `onnxruntime.InferenceSession`. The provider actually obtained is
@@ -99,7 +118,7 @@ def onnx_session(path, provider="auto", *, session_options=None):
             session = ort.InferenceSession(
                 path,
                 sess_options=session_options or _session_options(4),
-                providers=[CUDA, CPU],
+                providers=[(CUDA, {k: str(v) for k, v in (cuda_options or {}).items()}), CPU],
             )
         except Exception as error:  # onnxruntime raises plain RuntimeErrors
             reason = f"creating a CUDA session failed: {_first_line(error)}"
