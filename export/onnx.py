@@ -170,6 +170,11 @@ def load_keras_model(path):
     try:
         model = keras.saving.load_model(loadable, compile=False)
     except Exception as error:
+        import re
+
+        missing = re.findall(r"Could not locate (?:class|function) '([^']+)'", _error_chain(error))
+        if missing:
+            raise UnknownLayerError(path, dict.fromkeys(missing)) from error
         raise ValueError(f"Cannot load {path!r} as a Keras model: {_one_line(error)}") from error
     finally:
         if cleanup:
@@ -189,43 +194,46 @@ def _unknown_classes(config):
 
     def resolvable(entry):
         class_name = entry.get("class_name")
-        module = entry.get("module")
+        module = entry.get("module") or ""
         registered = entry.get("registered_name")
-        if registered and keras.saving.get_registered_object(registered) is not None:
+        if not isinstance(class_name, str) or class_name.startswith("__"):
+            return True  # Keras's own markers: __tensor__, __numpy__, __lambda__, ...
+        if module == "builtins" or class_name == "function":
             return True
-        if class_name and keras.saving.get_registered_object(class_name) is not None:
-            return True
-        if module and module.split(".")[0] == "keras":
+        for name in (registered, class_name):
+            if isinstance(name, str) and keras.saving.get_registered_object(name) is not None:
+                return True
+        if module.split(".")[0] == "keras":
             try:
                 return hasattr(importlib.import_module(module), class_name)
             except Exception:
                 return False
         if module:
-            # Keras resolves other classes only through registration.
-            return False
-        # Keras built-ins saved without a module.
-        return class_name in dir(keras.layers) or class_name in dir(keras.models)
+            return False  # Keras resolves other modules' classes only by registration.
+        return hasattr(keras.layers, class_name) or hasattr(keras, class_name)
 
-    def walk(node, is_layer):
+    def walk(node):
         if isinstance(node, dict):
-            if is_layer and "class_name" in node and "config" in node:
-                if not resolvable(node):
-                    name = node.get("registered_name") or node["class_name"]
-                    if name not in unknown:
-                        unknown.append(name)
-            for key, value in node.items():
-                walk(value, key in ("layers", "layer", "config") or is_layer and key == "config")
+            if "class_name" in node and "config" in node and not resolvable(node):
+                name = node.get("registered_name") or node["class_name"]
+                if name not in unknown:
+                    unknown.append(name)
+            for value in node.values():
+                walk(value)
         elif isinstance(node, list):
             for value in node:
-                walk(value, is_layer)
+                walk(value)
 
-    walk(config, True)
-    # Only names that look like layers/models: skip dtype policies, initializers and the like.
-    return [
-        name
-        for name in unknown
-        if not any(word in name.lower() for word in ("policy", "initializer", "regularizer", "constraint"))
-    ]
+    walk(config)
+    return unknown
+
+
+def _error_chain(error):
+    texts = []
+    while error is not None and len(texts) < 10:
+        texts.append(str(error))
+        error = error.__cause__ or error.__context__
+    return "\n".join(texts)
 
 
 def _one_line(error):

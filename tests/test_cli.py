@@ -201,3 +201,39 @@ def test_exported_file_runs_in_a_fresh_process(exported):
     )
     assert result.returncode == 0, result.stderr
     assert "(2, 29, 8)" in result.stdout
+
+
+def test_convert_huggingface_checkpoint(tmp_path):
+    torch = pytest.importorskip("torch")
+    transformers = pytest.importorskip("transformers")
+    try:
+        from keras_longformer.convert import from_huggingface  # noqa: F401
+    except ImportError as error:  # pragma: no cover
+        pytest.skip(f"keras_longformer.convert.from_huggingface does not import: {error}")
+    torch.manual_seed(0)
+    config = transformers.LongformerConfig(
+        vocab_size=60, hidden_size=8, num_hidden_layers=1, num_attention_heads=2,
+        intermediate_size=16, attention_window=[4], max_position_embeddings=70, pad_token_id=1,
+    )
+    transformers.LongformerModel(config).save_pretrained(tmp_path / "hf")
+    target = tmp_path / "converted.keras"
+    result = run("convert", tmp_path / "hf", target)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert target.is_file() and "LongformerBackbone" in result.stdout
+    assert sorted(os.listdir(tmp_path)) == ["converted.keras", "hf"]
+    result = run("convert", tmp_path / "hf", target)
+    assert_one_line_error(result, "already exists")
+
+
+def test_serving_example_runs(tmp_path):
+    example = os.path.join(os.path.dirname(__file__), os.pardir, "examples", "serve_onnx.py")
+    model_path = tmp_path / "model.keras"
+    build_model().save(model_path)
+    result = subprocess.run(
+        [sys.executable, example, "--model", model_path, "--lengths", "5,70",
+         "--batch", "3", "--repeats", "1", "--provider", "cpu"],
+        capture_output=True, text=True, timeout=300,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "CPUExecutionProvider" in result.stdout
+    assert "max abs error" in result.stdout
