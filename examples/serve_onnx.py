@@ -95,13 +95,12 @@ class Runner:
         for name in self.names:
             binding.bind_output(name, "cuda", 0)
         self.session.run_with_iobinding(binding)
-        self._last = binding
-        return binding.get_outputs()  # OrtValues on the GPU
+        return binding  # the outputs stay on the GPU
 
     def to_numpy(self, outputs):
         if not self.on_cuda:
             return outputs
-        return [value.numpy() for value in outputs]
+        return outputs.copy_outputs_to_cpu()
 
 
 def main():

@@ -477,3 +477,10 @@ def test_huggingface_checkpoint_matches_pytorch_at_unseen_lengths(tmp_path):
         ours = session.run(["sequence_output"], feeds)[0]
         real = mask.astype(bool)
         assert np.max(np.abs(ours[real] - hf[real])) <= 1e-4, length
+
+
+@pytest.mark.parametrize("opset", [onnx_lib.MIN_OPSET, 18])
+def test_lowest_and_highest_opset(tmp_path, opset):
+    report = export_onnx(build_model(), tmp_path / "m.onnx", opset=opset, lengths=[1, 6, 11])
+    assert report.verified and report.opset == opset
+    assert {o.domain or "": o.version for o in onnx.load(tmp_path / "m.onnx").opset_import}[""] == opset
