@@ -2,7 +2,19 @@
 
 __version__ = "0.1.0.dev0"
 
+from keras_longformer import convert  # noqa: E402
 from keras_longformer import layers  # noqa: E402
+from keras_longformer import models  # noqa: E402
 from keras_longformer import ops  # noqa: E402
+from keras_longformer.convert import from_huggingface  # noqa: E402
+from keras_longformer.layers import LongformerEmbeddings  # noqa: E402
+from keras_longformer.layers import LongformerEncoderLayer  # noqa: E402
 from keras_longformer.layers import LongformerSelfAttention  # noqa: E402
+from keras_longformer.models import LongformerBackbone  # noqa: E402
+from keras_longformer.models import LongformerCausalLM  # noqa: E402
+from keras_longformer.models import LongformerClassifier  # noqa: E402
+from keras_longformer.models import LongformerMaskedLM  # noqa: E402
+from keras_longformer.models import LongformerQuestionAnswering  # noqa: E402
+from keras_longformer.models import LongformerTokenClassifier  # noqa: E402
+from keras_longformer.models import extend_position_embeddings  # noqa: E402
 from keras_longformer.ops import longformer_attention  # noqa: E402
