@@ -42,6 +42,13 @@ class LongformerBackbone(keras.Model):
     post-LayerNorm encoder layers with exact GELU, and a pooler
     (dense + tanh on the first token).
 
+    Position ids come from `token_ids` (not from `padding_mask`), as in
+    Hugging Face: padded positions must hold `pad_token_id`. A sequence
+    longer than `max_sequence_length` is a `ValueError` when its length is
+    static, and an error naming `sequence_longer_than_max_sequence_length`
+    when it is only known at run time (see `LongformerEmbeddings`); never a
+    silent out-of-range read.
+
     The window is one-sided: token `i` of a head with dilation `d` sees the
     tokens `i + m * d`, `m` in `[-window, window]` (`[-window, 0]` when
     `causal`), plus every global token; Hugging Face's
