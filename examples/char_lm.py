@@ -151,13 +151,15 @@ def main(argv=None):
     model.compile(
         optimizer=keras.optimizers.AdamW(learning_rate=args.learning_rate, weight_decay=0.01, global_clipnorm=1.0)
     )
+    batches = -(-len(y_train) // args.batch_size)
+    steps = None if args.steps is None else min(args.steps, batches)
     started = time.time()
     model.fit(
         x_train,
         y_train,
         batch_size=args.batch_size,
         epochs=args.epochs,
-        steps_per_epoch=args.steps,
+        steps_per_epoch=steps,
         shuffle=True,
         verbose=1 if sys.stdout.isatty() else 2,
     )

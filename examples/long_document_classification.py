@@ -132,13 +132,15 @@ def train_and_evaluate(args, data, use_global, vocabulary_size):
     name = "with global attention on <s>" if use_global else "without global attention"
     print(f"\n=== Training {name} ===", flush=True)
     classifier = build_classifier(args, vocabulary_size)
+    batches = -(-len(train_labels) // args.batch_size)
+    steps = None if args.steps is None else min(args.steps, batches)
     started = time.time()
     classifier.fit(
         features(train_ids, train_padding, use_global),
         train_labels,
         batch_size=args.batch_size,
         epochs=args.epochs,
-        steps_per_epoch=args.steps,
+        steps_per_epoch=steps,
         verbose=1 if sys.stdout.isatty() else 2,
     )
     logits = classifier.predict(features(test_ids, test_padding, use_global), batch_size=args.batch_size, verbose=0)
