@@ -55,10 +55,13 @@ class LongformerClassifier(LongformerTask):
             num_classes,
             kernel_initializer=keras.initializers.TruncatedNormal(stddev=0.02),
             dtype=dtype,
-            name="logits",
+            name="output_dense",
         )
+        # The last layer names the model's output (and the ONNX output).
         output_activation = keras.layers.Activation(
-            activation, dtype="float32", name="output_activation"
+            activation,
+            dtype="float32",
+            name="logits" if activation is None else "predictions",
         )
         # === Functional model ===
         inputs = backbone.input

@@ -56,9 +56,10 @@ class LongformerTokenClassifier(LongformerTask):
             num_classes,
             kernel_initializer=keras.initializers.TruncatedNormal(stddev=0.02),
             dtype=dtype,
-            name="logits",
+            name="output_dense",
         )
-        as_float32 = keras.layers.Activation(None, dtype="float32", name="output_activation")
+        # Float32 logits whatever the dtype policy; names the model's output.
+        as_float32 = keras.layers.Activation(None, dtype="float32", name="logits")
         # === Functional model ===
         inputs = backbone.input
         sequence = backbone(inputs)["sequence_output"]
