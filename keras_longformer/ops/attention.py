@@ -5,7 +5,7 @@ import math
 from keras import ops
 
 from keras_longformer.ops.masks import as_bool_mask, not_after
-from keras_longformer.ops.windowed import masked_softmax, windowed_attention
+from keras_longformer.ops.windowed import mask_bias, masked_softmax, windowed_attention
 
 
 def longformer_attention(
@@ -213,14 +213,11 @@ def _global_query_attention(
     """Each global query `[B, G, N, H]` against every real key: `[B, G, N, H]`."""
     queries = ops.transpose(queries, [0, 2, 1, 3])  # [B, N, G, H]
     scores = ops.matmul(queries, ops.transpose(keys, [0, 2, 3, 1]))  # [B, N, G, T]
-    allowed = padding_mask[:, None, None, :]
+    allowed = [padding_mask[:, None, None, :]]
     if causal:
         key_positions = ops.arange(ops.shape(keys)[1], dtype="int32")
-        allowed = ops.logical_and(
-            allowed,
-            not_after(slots.positions[:, None, :, None], key_positions),
-        )
-    (probs,) = masked_softmax([ops.cast(scores, "float32")], [allowed])
+        allowed.append(not_after(slots.positions[:, None, :, None], key_positions))
+    (probs,) = masked_softmax([ops.cast(scores, "float32")], [mask_bias(*allowed)])
     if dropout_fn is not None:
         probs = dropout_fn(probs)
     output = ops.matmul(

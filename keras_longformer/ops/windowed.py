@@ -148,11 +148,8 @@ def windowed_attention(
     value_spans = neighbor_spans(to_blocks(value, layout), layout, causal)
     scores = ops.matmul(query_blocks, ops.transpose(key_spans, [0, 3, 1, 4, 2]))
     key_ok = neighbor_spans(to_blocks(local_key_mask, layout), layout, causal)
-    allowed = ops.logical_and(
-        band_mask(block, window, causal), key_ok[:, None, :, None, :]
-    )
     scores = [ops.cast(scores, "float32")]
-    masks = [allowed]
+    biases = [mask_bias(band_mask(block, window, causal), key_ok[:, None, :, None, :])]
 
     if global_keys is not None:
         keys, values, slot_mask, positions = global_keys
@@ -165,7 +162,7 @@ def windowed_attention(
         global_scores = ops.reshape(
             global_scores, [rows, heads, num_blocks, block, -1]
         )
-        global_ok = slot_mask[:, None, None, None, :]
+        global_ok = [slot_mask[:, None, None, None, :]]
         if causal:
             query_positions = to_blocks(
                 ops.broadcast_to(
@@ -174,17 +171,16 @@ def windowed_attention(
                 ),
                 layout,
             )
-            global_ok = ops.logical_and(
-                global_ok,
+            global_ok.append(
                 not_after(
                     query_positions[:, None, :, :, None],
                     positions[:, None, None, None, :],
                 ),
             )
         scores.append(ops.cast(global_scores, "float32"))
-        masks.append(global_ok)
+        biases.append(mask_bias(*global_ok))
 
-    probs = masked_softmax(scores, masks)
+    probs = masked_softmax(scores, biases)
     if dropout_fn is not None:
         probs = [dropout_fn(p) for p in probs]
     probs = [ops.cast(p, value.dtype) for p in probs]
@@ -200,31 +196,39 @@ def windowed_attention(
     return from_blocks(output, layout)
 
 
-# Finite, so no row ever computes inf - inf; scores are float32 here
-# whatever the input dtype, so it cannot overflow.
+# Large enough that exp(MASK_VALUE + score - row max) is exactly 0 in float32
+# (scores are float32 here whatever the input dtype), small enough that a
+# few of them summed stay finite: no row ever computes inf - inf.
 MASK_VALUE = -1e9
 
 
-def masked_softmax(scores, masks):
+def mask_bias(*conditions):
+    """Additive float32 bias: 0 where every condition holds, else <= -1e9.
+
+    Each condition keeps its own (small, broadcastable) shape; the sum
+    broadcasts them, so no boolean tensor of the scores' size is built.
+    """
+    bias = None
+    for condition in conditions:
+        term = ops.where(condition, 0.0, MASK_VALUE)
+        bias = term if bias is None else bias + term
+    return bias
+
+
+def masked_softmax(scores, biases):
     """Softmax over the concatenated last axes of `scores`, in float32.
 
-    `scores` and `masks` are lists of tensors that agree on every axis but
-    the last. Masked entries get exactly 0, and a row with nothing to attend
-    (a padded query) is all zeros rather than NaN. Returns the probabilities
-    split back the same way.
+    `scores` and `biases` (from `mask_bias`) are lists of tensors that
+    broadcast together and agree on every axis but the last. Masked keys get
+    exactly 0 in any row that has a key to attend. A row with none (a
+    padded query) gets finite weights, which the caller discards. Returns
+    the probabilities split back like `scores`.
     """
     sizes = [ops.shape(s)[-1] for s in scores]
-    masks = [ops.broadcast_to(m, ops.shape(s)) for s, m in zip(scores, masks)]
-    scores = ops.concatenate(
-        [ops.where(m, s, MASK_VALUE) for s, m in zip(scores, masks)], axis=-1
-    )
-    mask = ops.concatenate(masks, axis=-1)
-    row_max = ops.max(scores, axis=-1, keepdims=True)
-    weights = ops.where(mask, ops.exp(scores - row_max), 0.0)
-    # The row maximum contributes exp(0) = 1, so a row with any key sums
-    # to >= 1 and only empty rows are changed by this floor.
-    total = ops.maximum(ops.sum(weights, axis=-1, keepdims=True), 1.0)
-    probs = weights / total
+    biased = [score + bias for score, bias in zip(scores, biases)]
+    joint = biased[0] if len(biased) == 1 else ops.concatenate(biased, axis=-1)
+    weights = ops.exp(joint - ops.max(joint, axis=-1, keepdims=True))
+    probs = weights / ops.sum(weights, axis=-1, keepdims=True)
     if len(sizes) == 1:
         return [probs]
     parts, start = [], 0
