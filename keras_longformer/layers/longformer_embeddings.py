@@ -1,6 +1,10 @@
 import keras
 from keras import ops
 
+from keras_longformer.arguments import check_int
+from keras_longformer.arguments import check_rate
+from keras_longformer.layers._initializers import clone_initializer
+
 
 @keras.saving.register_keras_serializable(package="keras_longformer")
 class LongformerEmbeddings(keras.layers.Layer):
@@ -71,34 +75,17 @@ class LongformerEmbeddings(keras.layers.Layer):
         **kwargs,
     ):
         super().__init__(**kwargs)
-        for name, value, minimum in (
-            ("vocabulary_size", vocabulary_size, 1),
-            ("hidden_dim", hidden_dim, 1),
-            ("max_sequence_length", max_sequence_length, 1),
-            ("type_vocab_size", type_vocab_size, 1),
-            ("pad_token_id", pad_token_id, 0),
-        ):
-            if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-                raise ValueError(
-                    f"`{name}` must be an int >= {minimum}. Received: {name}={value!r}"
-                )
+        self.vocabulary_size = check_int("vocabulary_size", vocabulary_size, 1)
+        self.hidden_dim = check_int("hidden_dim", hidden_dim, 1)
+        self.max_sequence_length = check_int("max_sequence_length", max_sequence_length, 1)
+        self.type_vocab_size = check_int("type_vocab_size", type_vocab_size, 1)
+        self.pad_token_id = check_int("pad_token_id", pad_token_id, 0)
         if pad_token_id >= vocabulary_size:
             raise ValueError(
                 "`pad_token_id` must be a token id, < vocabulary_size="
                 f"{vocabulary_size}. Received: pad_token_id={pad_token_id}"
             )
-        if isinstance(dropout, bool) or not isinstance(dropout, (int, float)) or not (
-            0 <= dropout < 1
-        ):
-            raise ValueError(
-                f"`dropout` must be a float in [0, 1). Received: dropout={dropout!r}"
-            )
-        self.vocabulary_size = vocabulary_size
-        self.hidden_dim = hidden_dim
-        self.max_sequence_length = max_sequence_length
-        self.type_vocab_size = type_vocab_size
-        self.pad_token_id = pad_token_id
-        self.dropout = float(dropout)
+        self.dropout = check_rate("dropout", dropout)
         self.layer_norm_epsilon = layer_norm_epsilon
         if embeddings_initializer is None:
             embeddings_initializer = keras.initializers.TruncatedNormal(stddev=0.02)
@@ -128,9 +115,7 @@ class LongformerEmbeddings(keras.layers.Layer):
         return keras.layers.Embedding(
             rows,
             self.hidden_dim,
-            embeddings_initializer=initializer.__class__.from_config(
-                initializer.get_config()
-            ),
+            embeddings_initializer=clone_initializer(initializer),
             dtype=self.dtype_policy,
             name=name,
         )

@@ -3,8 +3,12 @@ import math
 import keras
 from keras import ops
 
+from keras_longformer.arguments import check_bool
+from keras_longformer.arguments import check_dilation
+from keras_longformer.arguments import check_int
+from keras_longformer.arguments import check_rate
+from keras_longformer.layers._initializers import clone_initializer
 from keras_longformer.layers.longformer_self_attention import LongformerSelfAttention
-from keras_longformer.ops.attention import validate_dilation
 
 
 def gelu_erf(x):
@@ -81,41 +85,19 @@ class LongformerEncoderLayer(keras.layers.Layer):
         **kwargs,
     ):
         super().__init__(**kwargs)
-        for name, value in (("num_heads", num_heads), ("intermediate_dim", intermediate_dim)):
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(
-                    f"`{name}` must be an int >= 1. Received: {name}={value!r}"
-                )
-        for name, value in (("dropout", dropout), ("attention_dropout", attention_dropout)):
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or not (
-                0 <= value < 1
-            ):
-                raise ValueError(
-                    f"`{name}` must be a float in [0, 1). Received: {name}={value!r}"
-                )
-        if isinstance(window, bool) or not isinstance(window, int) or window < 0:
-            raise ValueError(
-                f"`window` must be an int >= 0. Received: window={window!r}"
-            )
-        if not isinstance(causal, bool):
-            raise ValueError(f"`causal` must be a bool. Received: causal={causal!r}")
-        self.num_heads = num_heads
-        self.intermediate_dim = intermediate_dim
-        self.window = window
-        self.dilation = validate_dilation(dilation, num_heads)
-        self.causal = causal
-        self.dropout = float(dropout)
-        self.attention_dropout = float(attention_dropout)
+        self.num_heads = check_int("num_heads", num_heads, 1)
+        self.intermediate_dim = check_int("intermediate_dim", intermediate_dim, 1)
+        self.window = check_int("window", window, 0)
+        self.dilation = check_dilation(dilation, num_heads)
+        self.causal = check_bool("causal", causal)
+        self.dropout = check_rate("dropout", dropout)
+        self.attention_dropout = check_rate("attention_dropout", attention_dropout)
         self.layer_norm_epsilon = layer_norm_epsilon
         if kernel_initializer is None:
             kernel_initializer = keras.initializers.TruncatedNormal(stddev=0.02)
         self.kernel_initializer = keras.initializers.get(kernel_initializer)
         self.bias_initializer = keras.initializers.get(bias_initializer)
         self.supports_masking = False
-
-    @staticmethod
-    def _clone(initializer):
-        return initializer.__class__.from_config(initializer.get_config())
 
     def build(self, hidden_states_shape, padding_mask_shape=None, global_mask_shape=None):
         hidden_dim = hidden_states_shape[-1]
@@ -133,8 +115,8 @@ class LongformerEncoderLayer(keras.layers.Layer):
             dilation=self.dilation,
             causal=self.causal,
             dropout=self.attention_dropout,
-            kernel_initializer=self._clone(self.kernel_initializer),
-            bias_initializer=self._clone(self.bias_initializer),
+            kernel_initializer=clone_initializer(self.kernel_initializer),
+            bias_initializer=clone_initializer(self.bias_initializer),
             dtype=self.dtype_policy,
             name="self_attention",
         )
@@ -150,16 +132,16 @@ class LongformerEncoderLayer(keras.layers.Layer):
         self.attention_layer_norm.build(hidden_states_shape)
         self.intermediate_dense = keras.layers.Dense(
             self.intermediate_dim,
-            kernel_initializer=self._clone(self.kernel_initializer),
-            bias_initializer=self._clone(self.bias_initializer),
+            kernel_initializer=clone_initializer(self.kernel_initializer),
+            bias_initializer=clone_initializer(self.bias_initializer),
             dtype=self.dtype_policy,
             name="intermediate_dense",
         )
         self.intermediate_dense.build(hidden_states_shape)
         self.output_dense = keras.layers.Dense(
             hidden_dim,
-            kernel_initializer=self._clone(self.kernel_initializer),
-            bias_initializer=self._clone(self.bias_initializer),
+            kernel_initializer=clone_initializer(self.kernel_initializer),
+            bias_initializer=clone_initializer(self.bias_initializer),
             dtype=self.dtype_policy,
             name="output_dense",
         )

@@ -1,8 +1,12 @@
 import keras
 from keras import ops
 
+from keras_longformer.arguments import check_bool
+from keras_longformer.arguments import check_dilation
+from keras_longformer.arguments import check_int
+from keras_longformer.arguments import check_rate
+from keras_longformer.layers._initializers import clone_initializer
 from keras_longformer.ops.attention import longformer_attention
-from keras_longformer.ops.attention import validate_dilation
 
 
 @keras.saving.register_keras_serializable(package="keras_longformer")
@@ -79,29 +83,12 @@ class LongformerSelfAttention(keras.layers.Layer):
         **kwargs,
     ):
         super().__init__(**kwargs)
-        for name, value in (("num_heads", num_heads), ("key_dim", key_dim)):
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(
-                    f"`{name}` must be an int >= 1. Received: {name}={value!r}"
-                )
-        if isinstance(window, bool) or not isinstance(window, int) or window < 0:
-            raise ValueError(
-                f"`window` must be an int >= 0. Received: window={window!r}"
-            )
-        if not isinstance(causal, bool):
-            raise ValueError(f"`causal` must be a bool. Received: causal={causal!r}")
-        if isinstance(dropout, bool) or not isinstance(dropout, (int, float)) or not (
-            0 <= dropout < 1
-        ):
-            raise ValueError(
-                f"`dropout` must be a float in [0, 1). Received: dropout={dropout!r}"
-            )
-        self.num_heads = num_heads
-        self.key_dim = key_dim
-        self.window = window
-        self.dilation = validate_dilation(dilation, num_heads)
-        self.causal = causal
-        self.dropout = float(dropout)
+        self.num_heads = check_int("num_heads", num_heads, 1)
+        self.key_dim = check_int("key_dim", key_dim, 1)
+        self.window = check_int("window", window, 0)
+        self.dilation = check_dilation(dilation, num_heads)
+        self.causal = check_bool("causal", causal)
+        self.dropout = check_rate("dropout", dropout)
         self.use_bias = use_bias
         self.global_projections = global_projections
         self.kernel_initializer = keras.initializers.get(kernel_initializer)
@@ -142,16 +129,11 @@ class LongformerSelfAttention(keras.layers.Layer):
             equation,
             output_shape=output_shape,
             bias_axes=bias_axes if self.use_bias else None,
-            kernel_initializer=self._clone(self.kernel_initializer),
-            bias_initializer=self._clone(self.bias_initializer),
+            kernel_initializer=clone_initializer(self.kernel_initializer),
+            bias_initializer=clone_initializer(self.bias_initializer),
             dtype=self.dtype_policy,
             name=name,
         )
-
-    @staticmethod
-    def _clone(initializer):
-        # A fresh initializer per sublayer, so seeded ones do not repeat.
-        return initializer.__class__.from_config(initializer.get_config())
 
     def call(self, hidden_states, padding_mask=None, global_mask=None, training=None):
         self._check_mask_shapes(hidden_states, padding_mask, global_mask)

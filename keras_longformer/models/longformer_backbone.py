@@ -1,9 +1,11 @@
 import keras
 from keras import ops
 
+from keras_longformer.arguments import check_dilation
+from keras_longformer.arguments import check_int
+from keras_longformer.arguments import check_rate
 from keras_longformer.layers.longformer_embeddings import LongformerEmbeddings
 from keras_longformer.layers.longformer_encoder_layer import LongformerEncoderLayer
-from keras_longformer.ops.attention import validate_dilation
 
 
 def _per_layer(name, value, num_layers):
@@ -16,16 +18,6 @@ def _per_layer(name, value, num_layers):
             )
         return list(value)
     return [value] * num_layers
-
-
-def _check_int(name, value, minimum):
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise ValueError(f"`{name}` must be an int >= {minimum}. Received: {name}={value!r}")
-
-
-def _check_rate(name, value):
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < 1:
-        raise ValueError(f"`{name}` must be a float in [0, 1). Received: {name}={value!r}")
 
 
 @keras.saving.register_keras_serializable(package="keras_longformer")
@@ -123,16 +115,16 @@ class LongformerBackbone(keras.Model):
         dtype=None,
         **kwargs,
     ):
-        _check_int("num_layers", num_layers, 1)
-        _check_int("num_heads", num_heads, 1)
-        _check_int("hidden_dim", hidden_dim, 1)
+        check_int("num_layers", num_layers, 1)
+        check_int("num_heads", num_heads, 1)
+        check_int("hidden_dim", hidden_dim, 1)
         if hidden_dim % num_heads:
             raise ValueError(
                 f"`hidden_dim` must be divisible by `num_heads`. Received: "
                 f"hidden_dim={hidden_dim}, num_heads={num_heads}"
             )
-        _check_rate("dropout", dropout)
-        _check_rate("attention_dropout", attention_dropout)
+        check_rate("dropout", dropout)
+        check_rate("attention_dropout", attention_dropout)
         windows = _per_layer("window", window, num_layers)
         for value in windows:
             if isinstance(value, bool) or not isinstance(value, int) or value < 0:
@@ -143,7 +135,7 @@ class LongformerBackbone(keras.Model):
         dilations = _per_layer("dilation", dilation, num_layers)
         for value in dilations:
             try:
-                validate_dilation(value, num_heads)
+                check_dilation(value, num_heads)
             except ValueError:
                 raise ValueError(
                     "`dilation` must be an int >= 1, or a list of num_layers="

@@ -1,9 +1,9 @@
 import keras
 
+from keras_longformer.arguments import check_int
+from keras_longformer.arguments import check_rate
 from keras_longformer.models.longformer_task import LongformerTask
 from keras_longformer.models.longformer_task import check_backbone
-from keras_longformer.models.longformer_task import check_num_classes
-from keras_longformer.models.longformer_task import check_rate
 from keras_longformer.models.longformer_task import fine_tuning_optimizer
 
 
@@ -46,7 +46,7 @@ class LongformerClassifier(LongformerTask):
 
     def __init__(self, backbone, num_classes, dropout=0.1, activation=None, dtype=None, **kwargs):
         check_backbone(backbone, "LongformerClassifier")
-        check_num_classes(num_classes)
+        check_int("num_classes", num_classes, 1)
         check_rate("dropout", dropout)
         dtype = dtype or backbone.dtype_policy
         # === Layers ===

@@ -71,18 +71,6 @@ def check_backbone(backbone, cls_name):
         )
 
 
-def check_num_classes(num_classes):
-    if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 1:
-        raise ValueError(
-            f"`num_classes` must be an int >= 1. Received: num_classes={num_classes!r}"
-        )
-
-
-def check_rate(name, value):
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < 1:
-        raise ValueError(f"`{name}` must be a float in [0, 1). Received: {name}={value!r}")
-
-
 def fine_tuning_optimizer():
     """AdamW at 5e-5 with weight decay 0.01 and gradient clipping."""
     return keras.optimizers.AdamW(

@@ -1,10 +1,10 @@
 import keras
 
+from keras_longformer.arguments import check_int
+from keras_longformer.arguments import check_rate
 from keras_longformer.models.longformer_task import LongformerTask
 from keras_longformer.models.longformer_task import check_backbone
 from keras_longformer.models.longformer_task import freeze_unused_pooler
-from keras_longformer.models.longformer_task import check_num_classes
-from keras_longformer.models.longformer_task import check_rate
 from keras_longformer.models.longformer_task import fine_tuning_optimizer
 
 
@@ -46,7 +46,7 @@ class LongformerTokenClassifier(LongformerTask):
 
     def __init__(self, backbone, num_classes, dropout=0.1, dtype=None, **kwargs):
         check_backbone(backbone, "LongformerTokenClassifier")
-        check_num_classes(num_classes)
+        check_int("num_classes", num_classes, 1)
         check_rate("dropout", dropout)
         freeze_unused_pooler(backbone)
         dtype = dtype or backbone.dtype_policy

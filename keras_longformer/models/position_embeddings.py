@@ -1,5 +1,6 @@
 import numpy as np
 
+from keras_longformer.arguments import check_int
 from keras_longformer.models.longformer_backbone import LongformerBackbone
 
 
@@ -31,10 +32,7 @@ def extend_position_embeddings(backbone, new_max_length):
         raise ValueError(
             f"`backbone` must be a LongformerBackbone. Received: {backbone!r}"
         )
-    if isinstance(new_max_length, bool) or not isinstance(new_max_length, int) or new_max_length < 1:
-        raise ValueError(
-            f"`new_max_length` must be an int >= 1. Received: new_max_length={new_max_length!r}"
-        )
+    check_int("new_max_length", new_max_length, 1)
     config = backbone.get_config()
     config["max_sequence_length"] = new_max_length
     new = LongformerBackbone.from_config(config)

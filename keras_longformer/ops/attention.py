@@ -4,6 +4,7 @@ import math
 
 from keras import ops
 
+from keras_longformer.arguments import check_bool, check_dilation, check_int
 from keras_longformer.ops.masks import as_bool_mask, not_after
 from keras_longformer.ops.windowed import mask_bias, masked_softmax, windowed_attention
 
@@ -239,12 +240,8 @@ def _check_inputs(query, key, value, window, causal):
             "The heads and head_dim axes of `query` must be known. "
             f"Received: query.shape={tuple(query.shape)}"
         )
-    if isinstance(window, bool) or not isinstance(window, int) or window < 0:
-        raise ValueError(
-            f"`window` must be an int >= 0. Received: window={window!r}"
-        )
-    if not isinstance(causal, bool):
-        raise ValueError(f"`causal` must be a bool. Received: causal={causal!r}")
+    check_int("window", window, 0)
+    check_bool("causal", causal)
     return query.shape[2], query.shape[3]
 
 
@@ -259,28 +256,8 @@ def _check_same_shape(name, tensor, query):
         )
 
 
-def validate_dilation(dilation, num_heads=None):
-    """Checks `dilation` (an int, or one int per head) and returns it."""
-    values = dilation if isinstance(dilation, (list, tuple)) else [dilation]
-    ok = all(
-        isinstance(d, int) and not isinstance(d, bool) and d >= 1 for d in values
-    ) and len(values) > 0
-    if isinstance(dilation, (list, tuple)) and num_heads is not None:
-        ok = ok and len(dilation) == num_heads
-    if not ok:
-        expected = "an int >= 1" + (
-            f" or a list of {num_heads} ints >= 1, one per head"
-            if num_heads is not None
-            else " or a list of ints >= 1, one per head"
-        )
-        raise ValueError(
-            f"`dilation` must be {expected}. Received: dilation={dilation!r}"
-        )
-    return list(dilation) if isinstance(dilation, (list, tuple)) else dilation
-
-
 def _per_head_dilation(dilation, heads):
-    dilation = validate_dilation(dilation, heads)
+    dilation = check_dilation(dilation, heads)
     return dilation if isinstance(dilation, list) else [dilation] * heads
 
 
