@@ -12,17 +12,14 @@ import sys
 import numpy as np
 import pytest
 
-pytest.importorskip("torch")
-pytest.importorskip("transformers")
+import hf_fixtures
+from hf_fixtures import PAD
+from hf_fixtures import batch
+from hf_fixtures import hf_outputs
 
-import hf_fixtures  # noqa: E402
-from hf_fixtures import PAD  # noqa: E402
-from hf_fixtures import batch  # noqa: E402
-from hf_fixtures import hf_outputs  # noqa: E402
-
-from keras_longformer import models  # noqa: E402
-from keras_longformer.convert import backbone_config_from_huggingface  # noqa: E402
-from keras_longformer.convert import from_huggingface  # noqa: E402
+from keras_longformer import models
+from keras_longformer.convert import backbone_config_from_huggingface
+from keras_longformer.convert import from_huggingface
 
 ATOL = 1e-4
 LENGTHS = [1, 7, 33, 100, 301]

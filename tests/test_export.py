@@ -15,6 +15,7 @@ import onnx
 import pytest
 
 import keras_longformer
+import keras_longformer.models as models
 from keras_longformer.export import ExportError
 from keras_longformer.export import ExportReport
 from keras_longformer.export import ProviderUnavailableError
@@ -369,16 +370,6 @@ def test_session_cpu_and_bad_arguments(exported, tmp_path):
 # ---------------------------------------------------------------------------
 
 
-def _models_module():
-    try:
-        import keras_longformer.models as models
-    except ImportError as error:  # pragma: no cover
-        pytest.skip(f"keras_longformer.models does not import: {error}")
-    if not hasattr(models, "LongformerBackbone"):  # pragma: no cover
-        pytest.skip("keras_longformer.models has no LongformerBackbone yet")
-    return models
-
-
 def _tiny_backbone(models):
     keras.utils.set_random_seed(1)
     return models.LongformerBackbone(
@@ -394,10 +385,15 @@ def _tiny_backbone(models):
 
 
 def test_backbone_never_called_exports_exactly(tmp_path):
-    models = _models_module()
     backbone = _tiny_backbone(models)  # freshly built, never called
     report = export_onnx(backbone, tmp_path / "backbone.onnx")
     assert report.verified, report.table()
+    # Past max_sequence_length, onnxruntime refuses (no silent wrong rows).
+    session = onnx_session(report.path, provider="cpu")
+    too_long = {name: np.ones((1, 401), "int32") for name in report.inputs}
+    too_long["token_ids"][:] = 5  # real tokens (1 is the pad id)
+    with pytest.raises(Exception, match="out of data bounds"):
+        session.run(None, too_long)
     assert set(report.inputs) == {"token_ids", "padding_mask", "global_mask"}
     assert report.outputs["sequence_output"]["dims"] == ["batch", "sequence", 16]
     assert report.outputs["pooled_output"]["dims"] == ["batch", 16]
@@ -406,9 +402,6 @@ def test_backbone_never_called_exports_exactly(tmp_path):
 
 
 def test_task_model_exports_exactly(tmp_path):
-    models = _models_module()
-    if not hasattr(models, "LongformerQuestionAnswering"):  # pragma: no cover
-        pytest.skip("keras_longformer.models has no LongformerQuestionAnswering yet")
     keras.utils.set_random_seed(2)
     backbone = models.LongformerBackbone(
         vocabulary_size=90, num_layers=1, num_heads=2, hidden_dim=16,
@@ -424,13 +417,11 @@ def test_task_model_exports_exactly(tmp_path):
 
 
 def test_huggingface_checkpoint_matches_pytorch_at_unseen_lengths(tmp_path):
-    _models_module()
-    try:
-        from keras_longformer.convert import from_huggingface
-    except ImportError as error:  # pragma: no cover
-        pytest.skip(f"keras_longformer.convert.from_huggingface does not import: {error}")
-    torch = pytest.importorskip("torch")
-    transformers = pytest.importorskip("transformers")
+    import torch
+    import transformers
+
+    from keras_longformer.convert import from_huggingface
+
 
     torch.manual_seed(0)
     config = transformers.LongformerConfig(
