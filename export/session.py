@@ -110,7 +110,6 @@ def onnx_session(path, provider="auto", *, session_options=None, cuda_options=No
     reason = cuda_unavailable_reason()
     session = None
     if reason is None:
-        previous = None
         try:
             # Keep onnxruntime's own multi-line provider errors out of the
             # output: the outcome is checked below and reported in one line.
@@ -123,7 +122,7 @@ def onnx_session(path, provider="auto", *, session_options=None, cuda_options=No
         except Exception as error:  # onnxruntime raises plain RuntimeErrors
             reason = f"creating a CUDA session failed: {_first_line(error)}"
         finally:
-            ort.set_default_logger_severity(2 if previous is None else previous)
+            ort.set_default_logger_severity(2)  # onnxruntime's default (warning)
         if session is not None and session.get_providers()[0] != CUDA:
             reason = (
                 "onnxruntime did not create the CUDA provider (no usable GPU or "
