@@ -69,6 +69,10 @@ def parse_args(argv=None):
         parser.error(f"--length must be >= 64. Received: {args.length}")
     if not 2 <= args.classes <= FIRST_FILLER - FIRST_MARKER:
         parser.error(f"--classes must be in [2, {FIRST_FILLER - FIRST_MARKER}]. Received: {args.classes}")
+    for flag, path in (("--export", args.export), ("--output", args.output)):
+        # Fail now, not after minutes of training.
+        if path and not os.path.isdir(os.path.dirname(os.path.abspath(path))):
+            parser.error(f"{flag}: the directory of {path} does not exist")
     return args
 
 

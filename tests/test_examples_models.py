@@ -24,12 +24,30 @@ def run_example(name, *args, timeout=300):
 
 
 def test_long_document_classification_quick(tmp_path):
+    """The README's first command, small: train, save, reload, export, verify."""
     output = tmp_path / "classifier.keras"
-    stdout = run_example("long_document_classification.py", "--quick", "--output", str(output))
+    onnx_path = tmp_path / "classifier.onnx"
+    stdout = run_example(
+        "long_document_classification.py", "--quick", "--output", str(output),
+        "--export", str(onnx_path),
+    )
     assert "with global attention:" in stdout
     assert "without global attention:" in stdout
     assert "reloaded predictions identical: True" in stdout
     assert output.is_file()
+    assert onnx_path.is_file()
+    cases, ok = re.search(r"verification: (\d+) cases, (\d+) ok", stdout).groups()
+    assert cases == ok
+
+
+def test_long_document_classification_rejects_a_missing_directory_first(tmp_path):
+    result = subprocess.run(
+        [sys.executable, os.path.join(ROOT, "examples", "long_document_classification.py"),
+         "--export", str(tmp_path / "missing" / "model.onnx")],
+        capture_output=True, text=True, timeout=120,
+    )
+    assert result.returncode == 2
+    assert "--export: the directory of" in result.stderr
 
 
 def generated_text(path, characters=12_000, seed=0):
