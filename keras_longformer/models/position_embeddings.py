@@ -1,3 +1,4 @@
+import keras
 import numpy as np
 
 from keras_longformer.arguments import check_int
@@ -43,7 +44,7 @@ def extend_position_embeddings(backbone, new_max_length):
         if fresh is not new_table:
             fresh.assign(old_weights[fresh.path])
     new.pooler_dense.trainable = backbone.pooler_dense.trainable
-    old_rows = np.asarray(old_table.numpy())
+    old_rows = keras.ops.convert_to_numpy(old_table)
     reserved = backbone.pad_token_id + 1
     learned = old_rows[reserved:]
     repeats = -(-new_max_length // len(learned))
