@@ -50,6 +50,10 @@ class LongformerCausalLM(LongformerTask):
     >>> lm = LongformerCausalLM(backbone)
     >>> lm.compile()
     >>> lm.fit(features, next_tokens)
+
+    Reference:
+    - [Beltagy, Peters, Cohan, Longformer: The Long-Document Transformer,
+      2020](https://arxiv.org/abs/2004.05150)
     """
 
     def __init__(self, backbone, dtype=None, **kwargs):

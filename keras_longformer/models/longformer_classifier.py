@@ -42,6 +42,10 @@ class LongformerClassifier(LongformerTask):
     >>> classifier = LongformerClassifier(backbone, num_classes=2)
     >>> classifier.compile()
     >>> classifier.fit(features, labels, epochs=3)
+
+    Reference:
+    - [Beltagy, Peters, Cohan, Longformer: The Long-Document Transformer,
+      2020](https://arxiv.org/abs/2004.05150)
     """
 
     def __init__(self, backbone, num_classes, dropout=0.1, activation=None, dtype=None, **kwargs):

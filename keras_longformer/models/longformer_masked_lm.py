@@ -128,6 +128,10 @@ class LongformerMaskedLM(LongformerTask):
     >>> mlm = LongformerMaskedLM(backbone)
     >>> mlm.compile()
     >>> mlm.fit(masked_features, labels)  # labels -100 where not masked
+
+    Reference:
+    - [Beltagy, Peters, Cohan, Longformer: The Long-Document Transformer,
+      2020](https://arxiv.org/abs/2004.05150)
     """
 
     def __init__(self, backbone, dtype=None, **kwargs):

@@ -39,6 +39,10 @@ class LongformerQuestionAnswering(LongformerTask):
     >>> qa = LongformerQuestionAnswering(backbone)
     >>> qa.compile()
     >>> qa.fit(features, {"start_logits": starts, "end_logits": ends})
+
+    Reference:
+    - [Beltagy, Peters, Cohan, Longformer: The Long-Document Transformer,
+      2020](https://arxiv.org/abs/2004.05150)
     """
 
     def __init__(self, backbone, dtype=None, **kwargs):

@@ -42,6 +42,10 @@ class LongformerTokenClassifier(LongformerTask):
     >>> tagger = LongformerTokenClassifier(backbone, num_classes=9)
     >>> tagger.compile()
     >>> tagger.fit(features, tags)  # tags [B, T], -100 where ignored
+
+    Reference:
+    - [Beltagy, Peters, Cohan, Longformer: The Long-Document Transformer,
+      2020](https://arxiv.org/abs/2004.05150)
     """
 
     def __init__(self, backbone, num_classes, dropout=0.1, dtype=None, **kwargs):

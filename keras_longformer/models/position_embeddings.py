@@ -28,6 +28,10 @@ def extend_position_embeddings(backbone, new_max_length):
     >>> long = extend_position_embeddings(short_backbone, 4096)
     >>> long.max_sequence_length
     4096
+
+    Reference:
+    - [Beltagy, Peters, Cohan, Longformer: The Long-Document Transformer,
+      2020](https://arxiv.org/abs/2004.05150)
     """
     if not isinstance(backbone, LongformerBackbone):
         raise ValueError(
