@@ -318,6 +318,19 @@ def test_task_fits_saves_and_reloads(task, tmp_path):
         restored.fit(features(), y, epochs=1, batch_size=2, verbose=0)
 
 
+def test_classifier_trains_the_pooler_a_masked_lm_froze():
+    backbone = small_backbone()
+    models.LongformerMaskedLM(backbone)
+    assert not backbone.pooler_dense.trainable  # unused by the masked LM
+    classifier = models.LongformerClassifier(backbone, num_classes=2)
+    trainable = {id(w) for w in classifier.trainable_weights}
+    assert all(id(w) in trainable for w in backbone.pooler_dense.weights)
+    frozen = small_backbone()
+    frozen.trainable = False  # a linear probe stays a linear probe
+    probe = models.LongformerClassifier(frozen, num_classes=2)
+    assert len(probe.trainable_weights) == 2
+
+
 def test_masked_lm_decoder_is_tied():
     model = models.LongformerMaskedLM(small_backbone())
     embedding = model.backbone.token_embedding.embeddings

@@ -50,6 +50,11 @@ class LongformerClassifier(LongformerTask):
 
     def __init__(self, backbone, num_classes, dropout=0.1, activation=None, dtype=None, **kwargs):
         check_backbone(backbone, "LongformerClassifier")
+        if backbone.trainable:
+            # This head reads `pooled_output`: its pooler must train, also on a
+            # backbone taken from a task that froze the (unused) pooler, such
+            # as a masked LM before fine-tuning.
+            backbone.pooler_dense.trainable = True
         check_int("num_classes", num_classes, 1)
         check_rate("dropout", dropout)
         dtype = dtype or backbone.dtype_policy
