@@ -320,6 +320,10 @@ def test_bad_shapes_are_named():
         longformer_attention(q, np.zeros((1, 5, HEADS, HEAD_DIM), "float32"), q, window=1)
     with pytest.raises(ValueError, match="Received: global_mask.shape=\\(4,\\)"):
         longformer_attention(q, q, q, window=1, global_mask=np.ones(4, bool))
+    with pytest.raises(ValueError, match="Received: padding_mask.shape=\\(1, 5\\)"):
+        longformer_attention(q, q, q, window=1, padding_mask=np.ones((1, 5), bool))
+    with pytest.raises(ValueError, match="Received: global_mask.shape=\\(2, 4\\)"):
+        longformer_attention(q, q, q, window=1, global_mask=np.ones((2, 4), bool))
 
 
 LONG_SCRIPT = textwrap.dedent(

@@ -18,9 +18,14 @@ def as_bool_mask(mask, batch_size, length, default, name):
     if mask is None:
         return ops.full((batch_size, length), default, dtype="bool")
     mask = ops.convert_to_tensor(mask)
-    if len(mask.shape) != 2:
+    expected = (batch_size, length)
+    if len(mask.shape) != 2 or any(
+        isinstance(want, int) and got is not None and got != want
+        for got, want in zip(mask.shape, expected)
+    ):
+        shown = tuple(d if isinstance(d, int) else None for d in expected)
         raise ValueError(
-            f"`{name}` must have shape [batch, seq]. "
+            f"`{name}` must have shape [batch, seq] = {shown}, matching `query`. "
             f"Received: {name}.shape={tuple(mask.shape)}"
         )
     if mask.dtype == "bool":
