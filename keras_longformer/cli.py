@@ -67,19 +67,27 @@ def _add_export(subparsers):
     parser.set_defaults(run=_run_export)
 
 
-def _run_export(args):
-    # Cheap checks first, before TensorFlow is imported.
-    if not os.path.exists(args.model):
-        raise CommandError(f"no such file: {args.model}")
-    if not os.path.isfile(args.model):
-        raise CommandError(f"not a file: {args.model}")
-    if not os.access(args.model, os.R_OK):
-        raise CommandError(f"cannot read {args.model}: permission denied")
-    directory = os.path.dirname(os.path.abspath(args.output))
+def _check_input_file(path):
+    if not os.path.exists(path):
+        raise CommandError(f"no such file: {path}")
+    if not os.path.isfile(path):
+        raise CommandError(f"not a file: {path}")
+    if not os.access(path, os.R_OK):
+        raise CommandError(f"cannot read {path}: permission denied")
+
+
+def _check_output(path, force):
+    directory = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(directory):
         raise CommandError(f"output directory does not exist: {directory}")
-    if os.path.exists(args.output) and not args.force:
-        raise CommandError(f"{args.output} already exists (use --force to replace it)")
+    if os.path.exists(path) and not force:
+        raise CommandError(f"{path} already exists (use --force to replace it)")
+
+
+def _run_export(args):
+    # Cheap checks first, before TensorFlow is imported.
+    _check_input_file(args.model)
+    _check_output(args.output, args.force)
 
     from keras_longformer.export import ExportError
     from keras_longformer.export import export_onnx
@@ -138,10 +146,7 @@ def _run_check(args):
 
     import numpy as np
 
-    if not os.path.exists(args.onnx):
-        raise CommandError(f"no such file: {args.onnx}")
-    if not os.path.isfile(args.onnx):
-        raise CommandError(f"not a file: {args.onnx}")
+    _check_input_file(args.onnx)
     for name in ("batch", "length", "repeats"):
         if getattr(args, name) < 1:
             raise CommandError(f"--{name} must be >= 1, got {getattr(args, name)}")
@@ -259,11 +264,7 @@ def _run_convert(args):
         raise CommandError(f"not a checkpoint directory: {args.checkpoint}")
     if not args.output.endswith(".keras"):
         raise CommandError(f"the output must end in .keras, got {args.output}")
-    directory = os.path.dirname(os.path.abspath(args.output))
-    if not os.path.isdir(directory):
-        raise CommandError(f"output directory does not exist: {directory}")
-    if os.path.exists(args.output) and not args.force:
-        raise CommandError(f"{args.output} already exists (use --force to replace it)")
+    _check_output(args.output, args.force)
     try:
         from keras_longformer.convert import from_huggingface
     except ImportError:
@@ -273,7 +274,9 @@ def _run_convert(args):
 
     model = from_huggingface(args.checkpoint, task=args.task)
     handle, temporary = tempfile.mkstemp(
-        prefix=f".{os.path.basename(args.output)}.", suffix=".tmp.keras", dir=directory
+        prefix=f".{os.path.basename(args.output)}.",
+        suffix=".tmp.keras",
+        dir=os.path.dirname(os.path.abspath(args.output)),
     )
     os.close(handle)
     try:
