@@ -22,7 +22,6 @@ HF_DEFAULTS = {
     "attention_probs_dropout_prob": 0.1,
     "type_vocab_size": 2,
     "layer_norm_eps": 1e-12,
-    "position_embedding_type": "absolute",
 }
 # The keys that decide the shape of some weight.
 REQUIRED_KEYS = (
@@ -96,8 +95,8 @@ def _check_supported(hf_config):
             "Only the exact GELU feed-forward (hidden_act='gelu') is supported. "
             f"Received: hidden_act={activation!r}"
         )
-    # transformers writes `null` for the default.
-    position_type = _setting(hf_config, "position_embedding_type") or "absolute"
+    # Written by transformers 4 (`null` or "absolute"); version 5 has no such key.
+    position_type = hf_config.get("position_embedding_type") or "absolute"
     if position_type != "absolute":
         raise ValueError(
             "Only absolute position embeddings are supported. Received: "
