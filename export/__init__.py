@@ -16,8 +16,16 @@ from keras_longformer.export.onnx import load_keras_model
 from keras_longformer.export.session import ProviderUnavailableError
 from keras_longformer.export.session import onnx_session
 from keras_longformer.export.verify import VerificationRow
+from keras_longformer.export.onnx import read_metadata
+from keras_longformer.export.serve_bench import ServeBenchRow
+from keras_longformer.export.serve_bench import benchmark_serving
+from keras_longformer.export.triton import write_triton_repository
 
 __all__ = [
+    "ServeBenchRow",
+    "benchmark_serving",
+    "read_metadata",
+    "write_triton_repository",
     "ExportError",
     "ExportReport",
     "ProviderUnavailableError",

@@ -5,6 +5,10 @@
     keras-longformer check OUT.onnx [--provider auto|cuda|cpu] [--batch B] [--length T]
     keras-longformer convert HF_DIR OUT.keras [--force]
     keras-longformer bench [...]
+    keras-longformer triton MODEL.onnx REPOSITORY [--name N] [--max-batch-size 8]
+                            [--instance-kind gpu|cpu] [--force]
+    keras-longformer serve-bench MODEL.onnx [MODEL2.onnx ...] [--batch-sizes 1,8]
+                            [--lengths 512,4096] [--repeats 10] [--provider auto] [--json OUT]
 
 Every failure is one line on stderr (`keras-longformer: error: ...`) and a
 non-zero exit status, never a traceback. Heavy modules (TensorFlow, tf2onnx,
@@ -311,6 +315,25 @@ def _add_bench(subparsers):
 
 
 # ---------------------------------------------------------------------------
+# triton, serve-bench (export/triton.py and export/serve_bench.py provide the
+# arguments and the run; nothing heavy is imported before a subcommand runs)
+# ---------------------------------------------------------------------------
+
+
+def _add_serving(subparsers):
+    from keras_longformer.export import serve_bench
+    from keras_longformer.export import triton
+
+    for name, module, summary in (
+        ("triton", triton, "write an .onnx file as a Triton Inference Server model"),
+        ("serve-bench", serve_bench, "serving latency and tokens/s of .onnx files"),
+    ):
+        parser = subparsers.add_parser(name, help=summary, description=module.DESCRIPTION)
+        module.add_arguments(parser)
+        parser.set_defaults(run=module.run_from_arguments)
+
+
+# ---------------------------------------------------------------------------
 # main
 # ---------------------------------------------------------------------------
 
@@ -330,6 +353,7 @@ def build_parser():
     _add_check(subparsers)
     _add_convert(subparsers)
     _add_bench(subparsers)
+    _add_serving(subparsers)
     return parser
 
 
