@@ -5,8 +5,11 @@ CUDA session can really be created, else CPU, saying why), runs batches of
 mixed lengths with global tokens (the first token plus a few "question"
 tokens), and compares every batch with the Keras model it came from.
 
-On CUDA the inputs are copied to the GPU once and the outputs stay there
-(`io_binding`), as a server would do; only the comparison copies them back.
+On CUDA the inputs are copied to the GPU once per batch, before the timed
+calls, and the outputs stay there (`io_binding`), as a server would do; only
+the comparison copies them back. Runs and timing are `keras-longformer
+serve-bench`'s own (`PreparedRun`, `keras_longformer.timing.time_calls`);
+use that command for latency over a grid of batch sizes and lengths.
 The Keras reference runs on the CPU (TensorFlow's GPU matmuls use TF32,
 which is not a reference at 1e-4).
 
@@ -18,7 +21,6 @@ Run:
 
 import argparse
 import os
-import statistics
 import sys
 import tempfile
 import time
@@ -59,9 +61,10 @@ def small_backbone():
     )
 
 
-def make_batch(rng, session, batch, length, vocabulary, pad_id):
+def make_batch(rng, specs, batch, length, vocabulary, pad_id):
     """Rows of different lengths (the longest is `length`), right-padded;
-    global: the first token and, in odd rows, three "question" tokens."""
+    global: the first token and, in odd rows, three "question" tokens.
+    `specs` ({name: (shape, dtype)}, from the file) gives each input's type."""
     real = np.linspace(length, max(1, length // 3), batch).astype(int)
     padding = np.arange(length)[None, :] < real[:, None]
     token_ids = np.where(padding, rng.integers(3, vocabulary, (batch, length)), pad_id)
@@ -69,38 +72,12 @@ def make_batch(rng, session, batch, length, vocabulary, pad_id):
     global_mask[:, 0] = True
     for row in range(1, batch, 2):
         global_mask[row, 1 : min(4, real[row])] = True
+    from keras_longformer.export.verify import input_role
+
+    # By role, so Hugging Face names (input_ids, attention_mask, ...) work too.
     arrays = {"token_ids": token_ids, "padding_mask": padding, "global_mask": global_mask}
-    types = {"tensor(int32)": np.int32, "tensor(int64)": np.int64, "tensor(bool)": np.bool_}
-    return {
-        value.name: arrays[value.name].astype(types[value.type]) for value in session.get_inputs()
-    }, padding
-
-
-class Runner:
-    """`run(feeds)` -> list of numpy outputs; on CUDA through IO binding."""
-
-    def __init__(self, session):
-        self.session = session
-        self.names = [output.name for output in session.get_outputs()]
-        self.on_cuda = session.get_providers()[0] == "CUDAExecutionProvider"
-
-    def run(self, feeds):
-        if not self.on_cuda:
-            return self.session.run(self.names, feeds)
-        import onnxruntime as ort
-
-        binding = self.session.io_binding()
-        for name, array in feeds.items():
-            binding.bind_ortvalue_input(name, ort.OrtValue.ortvalue_from_numpy(array, "cuda", 0))
-        for name in self.names:
-            binding.bind_output(name, "cuda", 0)
-        self.session.run_with_iobinding(binding)
-        return binding  # the outputs stay on the GPU
-
-    def to_numpy(self, outputs):
-        if not self.on_cuda:
-            return outputs
-        return outputs.copy_outputs_to_cpu()
+    feeds = {name: arrays[input_role(name, dtype)].astype(dtype) for name, (_, dtype) in specs.items()}
+    return feeds, padding
 
 
 def main():
@@ -114,7 +91,10 @@ def main():
     from keras_longformer.export import export_onnx
     from keras_longformer.export import load_keras_model
     from keras_longformer.export import onnx_session
+    from keras_longformer.export.serve_bench import PreparedRun
+    from keras_longformer.export.serve_bench import input_specs
     from keras_longformer.export.verify import describe_model
+    from keras_longformer.timing import time_calls
 
     model = load_keras_model(args.model) if args.model else small_backbone()
     onnx_path = args.onnx
@@ -128,34 +108,35 @@ def main():
         )
     cuda_options = {} if args.tf32 else {"use_tf32": 0}
     session = onnx_session(onnx_path, provider=args.provider, cuda_options=cuda_options)
-    runner = Runner(session)
+    on_cuda = session.get_providers()[0] == "CUDAExecutionProvider"
     print(f"onnxruntime providers: {session.get_providers()}")
-    if runner.on_cuda:
+    if on_cuda:
         print(f"CUDA with IO binding, TF32 {'on' if args.tf32 else 'off'}")
 
     info = describe_model(model)
     vocabulary = info.vocabulary_size or 100
     pad_id = info.pad_token_id if info.pad_token_id is not None else 0
+    specs = input_specs(onnx_path)
     rng = np.random.default_rng(0)
-    print(f"{'length':>7} {'batch':>5} {'onnxruntime ms':>15} {'keras ms':>9} {'max abs error':>14}")
+    print(
+        f"{'length':>7} {'batch':>5} {'ort p50 ms':>11} {'ort p90 ms':>11} {'keras ms':>9} "
+        f"{'max abs error':>14}"
+    )
     worst = 0.0
     for length in (int(n) for n in args.lengths.split(",")):
         if info.max_sequence_length and length > info.max_sequence_length:
             print(f"{length:>7} skipped: over max_sequence_length {info.max_sequence_length}")
             continue
-        feeds, padding = make_batch(rng, session, args.batch, length, vocabulary, pad_id)
-        outputs = runner.run(feeds)  # warm-up
-        times = []
-        for _ in range(args.repeats):
-            start = time.perf_counter()
-            outputs = runner.run(feeds)
-            times.append(time.perf_counter() - start)
-        actual = dict(zip(runner.names, runner.to_numpy(outputs)))
+        feeds, padding = make_batch(rng, specs, args.batch, length, vocabulary, pad_id)
+        # On CUDA the inputs are copied to the GPU here, once, not in the timed calls.
+        run = PreparedRun(session, feeds)
+        timing = time_calls(run, repeats=args.repeats)
+        actual = run.outputs()  # on CUDA, the only copy back to the host
         start = time.perf_counter()
         expected = model(feeds, training=False)
         keras_seconds = time.perf_counter() - start
         if not isinstance(expected, dict):
-            expected = {runner.names[0]: expected}
+            expected = {next(iter(actual)): expected}
         error = 0.0
         for name, value in expected.items():
             value = keras.ops.convert_to_numpy(value)
@@ -165,10 +146,10 @@ def main():
             error = max(error, float(np.max(difference)))
         worst = max(worst, error)
         print(
-            f"{length:>7} {args.batch:>5} {statistics.median(times) * 1e3:>15.2f} "
-            f"{keras_seconds * 1e3:>9.1f} {error:>14.2e}"
+            f"{length:>7} {args.batch:>5} {timing.median * 1e3:>11.2f} "
+            f"{timing.percentile(90) * 1e3:>11.2f} {keras_seconds * 1e3:>9.1f} {error:>14.2e}"
         )
-    tolerance = 1e-2 if runner.on_cuda and args.tf32 else 1e-4
+    tolerance = 1e-2 if on_cuda and args.tf32 else 1e-4
     print(f"max abs error {worst:.2e} (tolerance {tolerance:g})")
     return 0 if worst <= tolerance else 1
 
