@@ -38,6 +38,7 @@ class ServeBenchRow:
     """
 
     model: str
+    path: str
     provider: str
     batch_size: int
     length: int
@@ -64,10 +65,9 @@ def benchmark_serving(
 ):
     """Measures serving latency of ONNX files over batch sizes and lengths.
 
-    Each file gets one onnxruntime session (`onnx_session(path, provider)`);
-    each grid point one warm-up call and `repeats` timed calls
-    (`keras_longformer.timing.time_calls`) on one fixed random batch of
-    shape `[batch_size, length]`.
+    Each file gets one `onnx_session(path, provider)`; each grid point one
+    warm-up and `repeats` timed calls (`keras_longformer.timing.time_calls`)
+    on one fixed random batch of shape `[batch_size, length]`.
 
     Args:
         onnx_paths: a path or a list of paths of `.onnx` files.
@@ -128,7 +128,9 @@ def benchmark_serving(
             feeds = make_feeds(graph, batch_size, length, rng=rng)
             run = PreparedRun(session, feeds)
             timing = time_calls(run, repeats=repeats, warmup=1)
-            measured[label, batch_size, length] = _row(label, run.provider, batch_size, length, timing)
+            measured[label, batch_size, length] = _row(
+                label, os.path.abspath(path), run.provider, batch_size, length, timing
+            )
             bar.update()
         del run, session  # free its memory (GPU included) before the next file
     bar.close()
@@ -152,10 +154,11 @@ def _labels(paths):
     return [os.fspath(path) for path in paths]
 
 
-def _row(label, provider, batch_size, length, timing):
+def _row(label, path, provider, batch_size, length, timing):
     p50, p90, p99 = (timing.percentile(q) for q in (50, 90, 99))
     return ServeBenchRow(
         model=label,
+        path=path,
         provider=provider,
         batch_size=batch_size,
         length=length,
@@ -173,21 +176,18 @@ def _row(label, provider, batch_size, length, timing):
 # ---------------------------------------------------------------------------
 
 
-def _load_graph(path):
-    """The ModelProto without its weights (external data is not read)."""
+def _load_graph(graph_or_path):
+    """A ModelProto as given, or read from a path without its weights."""
+    if not isinstance(graph_or_path, (str, os.PathLike)):
+        return graph_or_path
     import onnx
 
+    path = os.fspath(graph_or_path)
     try:
-        return onnx.load(os.fspath(path), load_external_data=False)
+        return onnx.load(path, load_external_data=False)
     except Exception as error:  # protobuf's DecodeError and friends
         first = str(error).strip().splitlines()[:1] or [type(error).__name__]
-        raise ValueError(f"Not a readable ONNX file: {os.fspath(path)!r} ({first[0]})") from None
-
-
-def _load(graph_or_path):
-    if isinstance(graph_or_path, (str, os.PathLike)):
-        return _load_graph(graph_or_path)
-    return graph_or_path
+        raise ValueError(f"Not a readable ONNX file: {path!r} ({first[0]})") from None
 
 
 def input_specs(graph):
@@ -195,7 +195,7 @@ def input_specs(graph):
     symbolic dims are None. Types come from ONNX's own map."""
     import onnx
 
-    graph = _load(graph)
+    graph = _load_graph(graph)
     initializers = {tensor.name for tensor in graph.graph.initializer}
     specs = {}
     for value in graph.graph.input:
@@ -216,7 +216,7 @@ def model_info(graph):
     from keras_longformer.export import read_metadata
     from keras_longformer.export.verify import ModelInfo
 
-    metadata = read_metadata(_load(graph))
+    metadata = read_metadata(_load_graph(graph))
     integer = lambda key: metadata.get(key) if isinstance(metadata.get(key), int) else None  # noqa: E731
     return ModelInfo(
         windows=[tuple(w) for w in metadata.get("windows") or []],
@@ -231,7 +231,7 @@ def make_feeds(graph, batch_size, length, *, rng, pattern=GLOBAL_PATTERN):
     `.onnx` path: rows of different real lengths, global tokens per `pattern`."""
     from keras_longformer.export.verify import make_inputs
 
-    graph = _load(graph)
+    graph = _load_graph(graph)
     return make_inputs(
         input_specs(graph), length, pattern, model_info(graph), rng=rng, batch_size=batch_size
     )
@@ -340,7 +340,7 @@ def report_dict(rows, *, provider_requested=None):
         "provider_requested": provider_requested,
         "onnxruntime": onnxruntime.__version__,
         "machine": platform.machine(),
-        "processor": platform.processor(),
+        "platform": platform.platform(),
         "cpu_count": os.cpu_count(),
         "tokens_per_second": "batch_size * length / (p50_ms / 1000)",
         "rows": [row.as_dict() for row in rows],
@@ -418,16 +418,18 @@ def run_from_arguments(args):
         lengths=args.lengths,
         repeats=args.repeats,
         provider=args.provider,
-        progress=_progress_wanted(),
+        progress=_progress_wanted(args),
     )
     print(f"{args.repeats} timed runs per point after one warm-up; tokens/s at p50")
     print(format_table(rows))
     if args.json is not None:
         print(f"wrote {write_json(report_dict(rows, provider_requested=args.provider), args.json)}")
-    return 0
+    return {"rows": [row.as_dict() for row in rows]}  # the command's --json report, if asked
 
 
-def _progress_wanted():
+def _progress_wanted(args):
     import sys
 
+    if not getattr(getattr(args, "reporter", None), "chatty", True):  # --quiet, --json
+        return False
     return sys.stderr.isatty() or bool(os.environ.get("KERAS_LONGFORMER_PROGRESS"))

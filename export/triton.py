@@ -367,4 +367,4 @@ def run_from_arguments(args):
         print(handle.read().rstrip())
     files = sorted(os.listdir(os.path.join(target, VERSION)))
     print(f"wrote {target} (config.pbtxt, {VERSION}/{', '.join(files)})")
-    return 0
+    return {"model_directory": target, "files": ["config.pbtxt"] + [f"{VERSION}/{f}" for f in files]}
