@@ -1,0 +1,5 @@
+import sys
+
+from keras_longformer.bench.cli import main
+
+sys.exit(main())

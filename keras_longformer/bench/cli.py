@@ -1,0 +1,199 @@
+"""Arguments and glue of `keras-longformer bench`: plan, run, write, print."""
+
+import argparse
+import datetime
+import importlib.metadata
+import json
+import os
+import platform
+import tempfile
+
+from keras_longformer.bench import plot
+from keras_longformer.bench import report
+from keras_longformer.bench import runner
+from keras_longformer.bench.paths import PATHS
+
+FULL_LENGTHS = (512, 1024, 2048, 4096, 8192, 16384, 32768, 65536)
+QUICK_LENGTHS = (512,)
+BACKENDS = ("tensorflow", "jax", "torch")
+VERSIONS = ("tensorflow", "keras", "jax", "torch", "transformers", "onnxruntime", "onnxruntime-gpu")
+
+
+def add_arguments(parser):
+    parser.add_argument(
+        "--quick", action="store_true",
+        help="smoke test in about a minute: 512 tokens, 2 repeats, one process per runtime",
+    )
+    parser.add_argument(
+        "--lengths", default=None,
+        help="comma-separated lengths (default 512..65536; peers stop at --peer-max-length)",
+    )
+    parser.add_argument("--peer-max-length", type=int, default=16384,
+                        help="longest length the peers are measured at")
+    parser.add_argument("--paths", default=",".join(path.name for path in PATHS),
+                        help="comma-separated subset of the measured paths")
+    parser.add_argument("--backend", default="tensorflow", help="Keras backend of our layer: "
+                        "tensorflow, jax or torch (the peers keep their own)")
+    parser.add_argument("--hidden", type=int, default=768)
+    parser.add_argument("--heads", type=int, default=12)
+    parser.add_argument("--window", type=int, default=256, help="one-sided window")
+    parser.add_argument("--batch", type=int, default=1)
+    parser.add_argument("--num-global", type=int, default=2, help="global tokens (the first ones)")
+    parser.add_argument("--repeats", type=int, default=None, help="timed runs per point (5; 2 with --quick)")
+    parser.add_argument("--warmup", type=int, default=1, help="untimed runs first")
+    parser.add_argument("--timeout", type=float, default=1800.0, help="seconds per worker process")
+    parser.add_argument("--output-dir", default="bench-results",
+                        help="directory for bench.json, time_vs_length.png, memory_vs_length.png")
+
+
+def _positive(name, value, minimum=1):
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise ValueError(f"`--{name}` must be an int >= {minimum}. Received: --{name}={value!r}")
+    return value
+
+
+def parse_options(args):
+    """Checks every option before any work; returns a plain dict."""
+    if args.lengths is None:
+        lengths = list(QUICK_LENGTHS if args.quick else FULL_LENGTHS)
+    else:
+        try:
+            lengths = [int(n) for n in args.lengths.split(",")]
+        except ValueError:
+            lengths = None
+        if not lengths or any(n < 1 for n in lengths):
+            raise ValueError(f"`--lengths` must be comma-separated ints >= 1. Received: --lengths={args.lengths!r}")
+    names = [name.strip() for name in args.paths.split(",") if name.strip()]
+    known = [path.name for path in PATHS]
+    unknown = [name for name in names if name not in known]
+    if not names or unknown:
+        raise ValueError(f"`--paths` must name paths among {known}. Received: --paths={args.paths!r}")
+    if args.backend not in BACKENDS:
+        raise ValueError(f"`--backend` must be one of {BACKENDS}. Received: --backend={args.backend!r}")
+    for name in ("hidden", "heads", "window", "batch", "warmup", "peer_max_length"):
+        _positive(name.replace("_", "-"), getattr(args, name))
+    _positive("num-global", args.num_global, 0)
+    if args.hidden % args.heads:
+        raise ValueError(
+            f"`--hidden` must be a multiple of `--heads`. Received: --hidden={args.hidden}, --heads={args.heads}"
+        )
+    if args.num_global > min(lengths):
+        raise ValueError(
+            f"`--num-global` must not exceed the shortest length {min(lengths)}. "
+            f"Received: --num-global={args.num_global}"
+        )
+    repeats = args.repeats if args.repeats is not None else (2 if args.quick else 5)
+    _positive("repeats", repeats)
+    if not args.timeout > 0:
+        raise ValueError(f"`--timeout` must be > 0 seconds. Received: --timeout={args.timeout!r}")
+    output_dir = os.path.abspath(args.output_dir)
+    if os.path.exists(output_dir) and not os.path.isdir(output_dir):
+        raise ValueError(f"`--output-dir` is a file. Received: --output-dir={args.output_dir!r}")
+    config = dict(hidden=args.hidden, heads=args.heads, window=args.window,
+                  batch=args.batch, num_global=args.num_global)
+    return dict(config=config, lengths=sorted(set(lengths)), paths=names, backend=args.backend,
+                quick=args.quick, repeats=repeats, warmup=args.warmup, timeout=args.timeout,
+                peer_max_length=args.peer_max_length, output_dir=output_dir)
+
+
+def _machine():
+    versions = {}
+    for name in VERSIONS:
+        try:
+            versions[name] = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            pass
+    return dict(platform=platform.platform(), processor=_cpu_model(), cpu_count=os.cpu_count(),
+                load_average_start=list(os.getloadavg()), versions=versions)
+
+
+def _cpu_model():
+    try:
+        with open("/proc/cpuinfo") as cpuinfo:
+            for line in cpuinfo:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor()
+
+
+def run(options, progress=True):
+    """Runs the benchmark; writes and returns the report (a dict)."""
+    from tqdm.auto import tqdm
+
+    config = options["config"]
+    points, skipped = runner.plan(config, options["lengths"], options["paths"],
+                                  options["peer_max_length"])
+    os.makedirs(options["output_dir"], exist_ok=True)
+    machine = _machine()
+    started = datetime.datetime.now(datetime.timezone.utc)
+    wants_onnx = any(point["path"] == "ours_onnxruntime_forward" for point in points)
+    with tempfile.TemporaryDirectory(prefix="keras_longformer_bench_onnx_") as scratch:
+        onnx_path = os.path.join(scratch, "longformer_self_attention.onnx") if wants_onnx else None
+        setup = dict(repeats=options["repeats"], warmup=1 if options["quick"] else 2, quick=options["quick"],
+                     verify_length=min(options["lengths"]))
+        with tqdm(total=len(points), desc="bench", unit="point", disable=not progress) as bar:
+            rows, setup_results = runner.run_points(
+                points, config, backend=options["backend"], isolated=not options["quick"],
+                repeats=options["repeats"], warmup=options["warmup"], setup=setup,
+                onnx_path=onnx_path, timeout=options["timeout"], progress=bar,
+            )
+    export = setup_results.get("export", {})
+    for row in rows:
+        if row["path"] == "ours_onnxruntime_forward" and "error" in export and "skipped" in row:
+            row["skipped"] = f"export failed: {export['error']}"
+    rates_result = setup_results.get("matmul_rates", {})
+    rates = {dtype: rate["flops_per_second"] for dtype, rate in rates_result.get("rates", {}).items()}
+    rows = report.annotate(rows + skipped, config, rates)
+    machine["load_average_end"] = list(os.getloadavg())
+    result = dict(
+        date=started.isoformat(timespec="seconds"),
+        command="keras-longformer bench " + options_command(options),
+        config=dict(config, head_dim=config["hidden"] // config["heads"], backend=options["backend"]),
+        quick=options["quick"], repeats=options["repeats"], warmup=options["warmup"],
+        machine=machine, matmul_rates=rates_result.get("rates"),
+        matmul_rates_error=rates_result.get("error"), export=export or None, rows=rows,
+    )
+    json_path = os.path.join(options["output_dir"], "bench.json")
+    with open(json_path, "w") as handle:
+        json.dump(result, handle, indent=1)
+    subtitle = f" (hidden {config['hidden']}, window {config['window']}, {machine['cpu_count']} CPUs)"
+    result["files"] = [
+        json_path,
+        plot.plot_time(rows, config, rates, os.path.join(options["output_dir"], "time_vs_length.png"), subtitle),
+        plot.plot_memory(rows, os.path.join(options["output_dir"], "memory_vs_length.png"), subtitle),
+    ]
+    return result
+
+
+def options_command(options):
+    """The options as command-line flags (the command that reproduces a run)."""
+    config = options["config"]
+    parts = ["--quick"] if options["quick"] else []
+    parts += [f"--lengths {','.join(str(n) for n in options['lengths'])}",
+              f"--backend {options['backend']}", f"--hidden {config['hidden']}",
+              f"--heads {config['heads']}", f"--window {config['window']}",
+              f"--batch {config['batch']}", f"--num-global {config['num_global']}",
+              f"--repeats {options['repeats']}"]
+    return " ".join(parts)
+
+
+def run_from_arguments(args):
+    options = parse_options(args)
+    reporter = getattr(args, "reporter", None)
+    chatty = reporter.chatty if reporter is not None else True
+    result = run(options, progress=chatty)
+    print(report.format_table(result["rows"]))
+    print("wrote " + ", ".join(result["files"]))
+    return dict(json=result["files"][0], plots=result["files"][1:],
+                matmul_rates=result["matmul_rates"], rows=result["rows"])
+
+
+def main(argv=None):
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    parser = argparse.ArgumentParser(prog="python -m keras_longformer.bench",
+                                     description="Benchmark of Longformer attention against its peers.")
+    add_arguments(parser)
+    run_from_arguments(parser.parse_args(argv))
+    return 0

@@ -1,0 +1,77 @@
+"""Useful FLOPs of one Longformer layer, and the machine's matmul rate.
+
+The limit a path is judged against is its useful FLOPs over the matmul rate
+this machine reaches in the same dtype. Useful FLOPs count only what the math
+needs (DESIGN.md, "Useful FLOPs"); work a blocked kernel computes and throws
+away (keys outside the band, padding to blocks) does not count.
+"""
+
+def rate_shapes(hidden, quick=False):
+    """Shapes the matmul rate is measured on; the best of them is the limit:
+    a large square product, and the layer's own projection shapes at 4,096
+    tokens (one projection, and q/k/v fused). Smaller with `quick`."""
+    size, rows = (1024, 1024) if quick else (2048, 4096)
+    return [(size, size, size), (rows, hidden, hidden), (rows, hidden, 3 * hidden)]
+
+
+def band_pairs(length, window):
+    """Exact number of (query, key) pairs with `|i - j| <= window`, both in
+    `[0, length)`: `T * (2w + 1)` less the keys that fall off either end."""
+    w = min(window, length - 1)
+    return length * (2 * w + 1) - w * (w + 1)
+
+
+def useful_flops(*, length, hidden, heads, head_dim, window, num_global, batch=1):
+    """FLOPs of one forward pass that the math needs (multiply-add = 2).
+
+    - the query, key, value and output projections, `T x D x (N * H)`
+      each, and with global tokens the global key and value every global
+      query reads (six in all; four without global tokens);
+    - the global query projection on the `G` global rows only;
+    - the band, `2w + 1` keys per query within the sequence, in two matmuls
+      (scores and weighted values);
+    - the global rows (each global query against every key) and columns
+      (each other query against the `G` global keys), two matmuls each.
+    """
+    inner = heads * head_dim
+    g = min(num_global, length)
+    projections = (6 if g else 4) * 2 * length * hidden * inner
+    global_query_projection = 2 * g * hidden * inner
+    band = 2 * 2 * band_pairs(length, window) * inner
+    global_rows = 2 * 2 * g * length * inner
+    global_columns = 2 * 2 * (length - g) * g * inner
+    total = projections + global_query_projection + band + global_rows + global_columns
+    return batch * total
+
+
+def training_flops(forward_flops):
+    """Forward plus backward: the backward pass of a matmul is two matmuls
+    of the same size (gradients of both operands), so 3x the forward."""
+    return 3 * forward_flops
+
+
+def measure_matmul_rates(hidden, dtypes=("float32", "bfloat16"), repeats=5, warmup=2, quick=False):
+    """Best measured TensorFlow matmul rate (FLOP/s) per dtype.
+
+    Returns:
+        `{dtype: {"flops_per_second", "shape", "by_shape"}}`, where
+        `by_shape` maps `"MxKxN"` to the median rate of that shape.
+    """
+    import tensorflow as tf
+
+    from keras_longformer.timing import time_calls
+
+    rates = {}
+    for dtype in dtypes:
+        by_shape = {}
+        for m, k, n in rate_shapes(hidden, quick):
+            a = tf.random.normal((m, k), dtype=dtype)
+            b = tf.random.normal((k, n), dtype=dtype)
+            product = tf.function(lambda a=a, b=b: tf.matmul(a, b))
+            timing = time_calls(lambda: product().numpy(), repeats=repeats, warmup=warmup)
+            by_shape[f"{m}x{k}x{n}"] = 2 * m * k * n / timing.median
+        best = max(by_shape, key=by_shape.get)
+        rates[dtype] = dict(
+            flops_per_second=by_shape[best], shape=best, by_shape=by_shape
+        )
+    return rates

@@ -1,0 +1,88 @@
+"""Rows into figures: useful FLOPs, fraction of the limit, ratios, a table.
+
+The limit of a row is its useful FLOPs (forward, or 3x for forward +
+backward) over the matmul rate measured in the path's dtype on this
+machine; `fraction_of_limit` is that limit over the measured median, so 1.0
+would be a layer running entirely at matmul speed.
+"""
+
+from keras_longformer.bench.flops import training_flops
+from keras_longformer.bench.flops import useful_flops
+from keras_longformer.bench.paths import PATHS
+from keras_longformer.bench.paths import get_path
+
+ORDER = {path.name: index for index, path in enumerate(PATHS)}
+
+
+def row_flops(path, config, length):
+    """Useful FLOPs of one step of `path` (Keras MHA has no global tokens)."""
+    forward = useful_flops(
+        length=length,
+        hidden=config["hidden"],
+        heads=config["heads"],
+        head_dim=config["hidden"] // config["heads"],
+        window=config["window"],
+        num_global=0 if path.family == "keras_mha" else config["num_global"],
+        batch=config["batch"],
+    )
+    return forward if path.mode == "forward" else training_flops(forward)
+
+
+def reference_name(path):
+    """The row a path is compared with: ours in float32, same mode."""
+    return f"ours_float32_{path.mode}"
+
+
+def annotate(rows, config, rates):
+    """Adds useful FLOPs, the limit and ratios to every timed row, in place.
+
+    Args:
+        rows: result rows (`path`, `length`, `seconds` or `skipped`).
+        config: the benchmark configuration.
+        rates: `{dtype: flops_per_second}`, possibly empty.
+    """
+    timed = {(row["path"], row["length"]): row for row in rows if "seconds" in row}
+    for row in timed.values():
+        path = get_path(row["path"])
+        flops = row_flops(path, config, row["length"])
+        row["useful_gflop"] = flops / 1e9
+        rate = rates.get(path.rate_dtype)
+        if rate:
+            row["limit_seconds"] = flops / rate
+            row["fraction_of_limit"] = row["limit_seconds"] / row["seconds"]
+        reference = timed.get((reference_name(path), row["length"]))
+        if reference is not None and reference is not row:
+            row["time_vs_ours"] = row["seconds"] / reference["seconds"]
+    rows.sort(key=lambda row: (row["length"], ORDER.get(row["path"], len(ORDER))))
+    return rows
+
+
+def limit_seconds(config, length, mode, rate, num_global=None):
+    """The limit line of the plots: useful FLOPs of ours over `rate`."""
+    path = get_path(f"ours_float32_{mode}")
+    if num_global is not None:
+        config = dict(config, num_global=num_global)
+    return row_flops(path, config, length) / rate
+
+
+def format_table(rows):
+    header = (
+        f"{'length':>7}  {'path':<26} {'median s':>9} {'% limit':>8} "
+        f"{'x ours':>7} {'peak MiB':>9}"
+    )
+    lines = [header, "-" * len(header)]
+    for row in rows:
+        start = f"{row['length']:>7}  {row['path']:<26} "
+        if "skipped" in row:
+            lines.append(start + f"skipped: {row['skipped']}")
+            continue
+        fraction = row.get("fraction_of_limit")
+        ratio = row.get("time_vs_ours")
+        lines.append(
+            start
+            + f"{row['seconds']:>9.4f} "
+            + (f"{fraction:>8.0%} " if fraction is not None else f"{'':>8} ")
+            + (f"{ratio:>6.2f}x " if ratio is not None else f"{'':>7} ")
+            + f"{row['added_rss_mib']:>9.0f}"
+        )
+    return "\n".join(lines)
