@@ -138,7 +138,9 @@ def write_triton_repository(
         os.mkdir(version)
         shutil.copyfile(onnx_path, os.path.join(version, MODEL_FILENAME))
         for location, source in data_files.items():
-            shutil.copyfile(source, os.path.join(version, location))
+            destination = os.path.join(version, location)
+            os.makedirs(os.path.dirname(destination), exist_ok=True)
+            shutil.copyfile(source, destination)
         with open(os.path.join(staging, "config.pbtxt"), "w") as handle:
             handle.write(config)
         _rename_into_place(staging, target, overwrite)
@@ -270,7 +272,8 @@ def external_data_files(proto, onnx_path):
             continue
         location = ExternalDataInfo(tensor).location
         normalized = os.path.normpath(location)
-        if os.path.isabs(location) or normalized.startswith(os.pardir) or os.sep in normalized:
+        escapes = normalized == os.pardir or normalized.startswith(os.pardir + os.sep)
+        if os.path.isabs(location) or escapes:
             raise ValueError(
                 f"`onnx_path` refers to external data outside its directory ({location!r}). "
                 f"Received: onnx_path={onnx_path!r}"

@@ -214,6 +214,22 @@ def test_missing_external_data_is_refused_before_any_write(tmp_path):
     assert not (tmp_path / "repo").exists()
 
 
+def test_external_data_outside_the_files_directory_is_refused(tmp_path):
+    from onnx.external_data_helper import set_external_data
+
+    model = tiny_graph()
+    table = model.graph.initializer[0]
+    (tmp_path / "outside.bin").write_bytes(table.raw_data)
+    set_external_data(table, location="../outside.bin")
+    table.data_location = TensorProto.EXTERNAL
+    table.ClearField("raw_data")
+    (tmp_path / "inner").mkdir()
+    onnx_path = save(model, tmp_path / "inner" / "tiny.onnx")
+    with pytest.raises(ValueError, match="outside its directory"):
+        write_triton_repository(onnx_path, tmp_path / "repo")
+    assert not (tmp_path / "repo").exists()
+
+
 def test_command_writes_the_repository_and_errors_in_one_line(tmp_path, capsys):
     onnx_path = save(tiny_graph(), tmp_path / "tiny.onnx")
     repository = tmp_path / "repo"
