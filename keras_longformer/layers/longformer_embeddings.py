@@ -154,8 +154,10 @@ class LongformerEmbeddings(keras.layers.Layer):
         with keras.name_scope("sequence_longer_than_max_sequence_length"):
             # Only the rows this length can use; fails (never reads out of
             # range) when the run-time length exceeds max_sequence_length.
+            # The variable's value, not the variable: JAX refuses to
+            # abstractify a Keras variable inside `slice`.
             table = ops.slice(
-                self.position_embedding.embeddings,
+                self.position_embedding.embeddings.value,
                 [0, 0],
                 [length + self.pad_token_id + 1, self.hidden_dim],
             )

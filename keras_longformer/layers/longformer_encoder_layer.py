@@ -5,6 +5,7 @@ from keras import ops
 
 from keras_longformer.arguments import check_bool
 from keras_longformer.arguments import check_dilation
+from keras_longformer.ops.global_tokens import check_max_global_tokens
 from keras_longformer.arguments import check_int
 from keras_longformer.arguments import check_rate
 from keras_longformer.layers._initializers import clone_initializer
@@ -47,6 +48,9 @@ class LongformerEncoderLayer(keras.layers.Layer):
         layer_norm_epsilon: float, epsilon of the two LayerNorms.
         kernel_initializer: initializer of the dense kernels.
         bias_initializer: initializer of the dense biases.
+        max_global_tokens: optional int >= 1, the most global tokens a row
+            may have; needed only on JAX (default 65). See
+            `LongformerSelfAttention`.
         **kwargs: base layer arguments (`name`, `dtype`, ...).
 
     Call arguments:
@@ -82,6 +86,7 @@ class LongformerEncoderLayer(keras.layers.Layer):
         layer_norm_epsilon=1e-5,
         kernel_initializer=None,
         bias_initializer="zeros",
+        max_global_tokens=None,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -97,6 +102,7 @@ class LongformerEncoderLayer(keras.layers.Layer):
             kernel_initializer = keras.initializers.TruncatedNormal(stddev=0.02)
         self.kernel_initializer = keras.initializers.get(kernel_initializer)
         self.bias_initializer = keras.initializers.get(bias_initializer)
+        self.max_global_tokens = check_max_global_tokens(max_global_tokens)
         self.supports_masking = False
 
     def build(self, hidden_states_shape, padding_mask_shape=None, global_mask_shape=None):
@@ -117,6 +123,7 @@ class LongformerEncoderLayer(keras.layers.Layer):
             dropout=self.attention_dropout,
             kernel_initializer=clone_initializer(self.kernel_initializer),
             bias_initializer=clone_initializer(self.bias_initializer),
+            max_global_tokens=self.max_global_tokens,
             dtype=self.dtype_policy,
             name="self_attention",
         )
@@ -187,6 +194,7 @@ class LongformerEncoderLayer(keras.layers.Layer):
                 "layer_norm_epsilon": self.layer_norm_epsilon,
                 "kernel_initializer": keras.initializers.serialize(self.kernel_initializer),
                 "bias_initializer": keras.initializers.serialize(self.bias_initializer),
+                "max_global_tokens": self.max_global_tokens,
             }
         )
         return config

@@ -6,6 +6,7 @@ from keras_longformer.arguments import check_dilation
 from keras_longformer.arguments import check_int
 from keras_longformer.arguments import check_rate
 from keras_longformer.layers._initializers import clone_initializer
+from keras_longformer.ops import global_tokens
 from keras_longformer.ops.attention import longformer_attention
 
 
@@ -40,6 +41,13 @@ class LongformerSelfAttention(keras.layers.Layer):
         kernel_initializer: initializer of the projection kernels.
         bias_initializer: initializer of the projection biases.
         seed: optional int, seed of the dropout.
+        max_global_tokens: optional int >= 1, the most global tokens a row
+            may have. Needed only on JAX, which compiles static shapes
+            (default there: 65, `<s>` and a 64-token question; the cost of
+            global attention grows in proportion to it); TensorFlow and torch
+            impose no bound unless one is given. A row over the bound is a
+            `ValueError` naming it, raised before any work wherever the mask
+            is concrete.
         **kwargs: base layer arguments (`name`, `dtype`, ...).
 
     Call arguments:
@@ -80,6 +88,7 @@ class LongformerSelfAttention(keras.layers.Layer):
         kernel_initializer="glorot_uniform",
         bias_initializer="zeros",
         seed=None,
+        max_global_tokens=None,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -89,8 +98,9 @@ class LongformerSelfAttention(keras.layers.Layer):
         self.dilation = check_dilation(dilation, num_heads)
         self.causal = check_bool("causal", causal)
         self.dropout = check_rate("dropout", dropout)
-        self.use_bias = use_bias
-        self.global_projections = global_projections
+        self.use_bias = check_bool("use_bias", use_bias)
+        self.global_projections = check_bool("global_projections", global_projections)
+        self.max_global_tokens = global_tokens.check_max_global_tokens(max_global_tokens)
         self.kernel_initializer = keras.initializers.get(kernel_initializer)
         self.bias_initializer = keras.initializers.get(bias_initializer)
         self.seed = seed
@@ -137,6 +147,7 @@ class LongformerSelfAttention(keras.layers.Layer):
 
     def call(self, hidden_states, padding_mask=None, global_mask=None, training=None):
         self._check_mask_shapes(hidden_states, padding_mask, global_mask)
+        global_tokens.check_global_tokens(global_mask, padding_mask, self.max_global_tokens)
         global_inputs = {}
         if self.global_projections and global_mask is not None:
             global_inputs = dict(
@@ -156,6 +167,7 @@ class LongformerSelfAttention(keras.layers.Layer):
             causal=self.causal,
             padding_mask=padding_mask,
             global_mask=global_mask,
+            max_global_tokens=self.max_global_tokens,
             dropout_fn=dropout_fn,
             **global_inputs,
         )
@@ -198,6 +210,7 @@ class LongformerSelfAttention(keras.layers.Layer):
                 "kernel_initializer": keras.initializers.serialize(self.kernel_initializer),
                 "bias_initializer": keras.initializers.serialize(self.bias_initializer),
                 "seed": self.seed,
+                "max_global_tokens": self.max_global_tokens,
             }
         )
         return config

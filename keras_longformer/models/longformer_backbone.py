@@ -6,6 +6,8 @@ from keras_longformer.arguments import check_int
 from keras_longformer.arguments import check_rate
 from keras_longformer.layers.longformer_embeddings import LongformerEmbeddings
 from keras_longformer.layers.longformer_encoder_layer import LongformerEncoderLayer
+from keras_longformer.models.global_token_check import GlobalTokenCheck
+from keras_longformer.ops.global_tokens import check_max_global_tokens
 
 
 def _per_layer(name, value, num_layers):
@@ -21,7 +23,7 @@ def _per_layer(name, value, num_layers):
 
 
 @keras.saving.register_keras_serializable(package="keras_longformer")
-class LongformerBackbone(keras.Model):
+class LongformerBackbone(GlobalTokenCheck, keras.Model):
     """The Longformer encoder: embeddings, encoder layers and pooler.
 
     Shapes: `B` batch, `T` sequence length (any `1 <= T <=
@@ -63,6 +65,14 @@ class LongformerBackbone(keras.Model):
         dropout: float in `[0, 1)`, dropout of embeddings and layers.
         attention_dropout: float in `[0, 1)`, dropout on attention probabilities.
         layer_norm_epsilon: float, epsilon of every LayerNorm.
+        max_global_tokens: optional int >= 1, the most global tokens a row
+            may have. Needed only on JAX, which compiles static shapes
+            (default there: 65, `<s>` and a 64-token question; the cost of
+            global attention grows in proportion to it); TensorFlow and torch
+            impose no bound unless one is given. A row over the bound is a
+            `ValueError` naming it, raised before any work in a call on
+            concrete inputs and on every batch of `fit`, `evaluate` and
+            `predict`.
         dtype: optional dtype policy of every layer (e.g. `"bfloat16"`).
         **kwargs: `keras.Model` arguments (`name`, ...).
 
@@ -112,9 +122,11 @@ class LongformerBackbone(keras.Model):
         dropout=0.1,
         attention_dropout=0.1,
         layer_norm_epsilon=1e-5,
+        max_global_tokens=None,
         dtype=None,
         **kwargs,
     ):
+        check_max_global_tokens(max_global_tokens)
         check_int("num_layers", num_layers, 1)
         check_int("num_heads", num_heads, 1)
         check_int("hidden_dim", hidden_dim, 1)
@@ -165,6 +177,7 @@ class LongformerBackbone(keras.Model):
                 dropout=dropout,
                 attention_dropout=attention_dropout,
                 layer_norm_epsilon=layer_norm_epsilon,
+                max_global_tokens=max_global_tokens,
                 dtype=dtype,
                 name=f"encoder_layer_{i}",
             )
@@ -212,6 +225,7 @@ class LongformerBackbone(keras.Model):
         self.dropout = float(dropout)
         self.attention_dropout = float(attention_dropout)
         self.layer_norm_epsilon = layer_norm_epsilon
+        self.max_global_tokens = max_global_tokens
         self.embeddings = embeddings
         self.token_embedding = embeddings.token_embedding
         self.encoder_layers = encoder_layers
@@ -241,6 +255,7 @@ class LongformerBackbone(keras.Model):
             "dropout": self.dropout,
             "attention_dropout": self.attention_dropout,
             "layer_norm_epsilon": self.layer_norm_epsilon,
+            "max_global_tokens": self.max_global_tokens,
         }
 
     @classmethod

@@ -1,7 +1,9 @@
 import keras
 
+from keras_longformer.models.global_token_check import GlobalTokenCheck
 
-class LongformerTask(keras.Model):
+
+class LongformerTask(GlobalTokenCheck, keras.Model):
     """Base of the task models: a functional model on a `LongformerBackbone`.
 
     Subclasses build their graph on `backbone.input` (the dict of

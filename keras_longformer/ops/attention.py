@@ -5,6 +5,7 @@ import math
 from keras import ops
 
 from keras_longformer.arguments import check_bool, check_dilation, check_int
+from keras_longformer.ops import global_tokens
 from keras_longformer.ops.masks import as_bool_mask, not_after
 from keras_longformer.ops.windowed import mask_bias, masked_softmax, windowed_attention
 
@@ -23,12 +24,14 @@ def longformer_attention(
     global_key=None,
     global_value=None,
     scale=None,
+    max_global_tokens=None,
     dropout_fn=None,
 ):
     """Longformer attention: a sliding window plus global tokens.
 
     Shapes: `B` batch, `T` sequence length, `N` heads, `H` head size,
-    `G` the largest number of global tokens of any batch row.
+    `G` the largest number of global tokens of any batch row (on JAX, the
+    static bound `max_global_tokens`).
 
     Query `i` of a head with dilation `d` attends:
     - if it is a global token: every real key `j` (`j <= i` when causal),
@@ -61,6 +64,14 @@ def longformer_attention(
         global_value: optional `[B, T, N, H]`, the values global queries
             read (defaults to `value`).
         scale: float multiplying the scores; defaults to `1 / sqrt(H)`.
+        max_global_tokens: optional int >= 1, the most global tokens a row
+            may have. JAX compiles static shapes, so there it sizes global
+            attention (default 65: `<s>` and a 64-token question) and the
+            cost grows in proportion to it; TensorFlow and torch read the
+            count from the data and impose no bound unless one is given. A
+            row over the bound is a `ValueError` naming it wherever the mask
+            is concrete (numpy, eager); inside a trace its output is NaN,
+            never silently truncated.
         dropout_fn: optional callable applied to the attention
             probabilities (the layer passes dropout here when training).
 
@@ -79,6 +90,8 @@ def longformer_attention(
     - [Beltagy, Peters, Cohan, Longformer: The Long-Document Transformer,
       2020](https://arxiv.org/abs/2004.05150)
     """
+    global_tokens.check_max_global_tokens(max_global_tokens)
+    global_tokens.check_global_tokens(global_mask, padding_mask, max_global_tokens)
     query, key, value = (ops.convert_to_tensor(t) for t in (query, key, value))
     heads, head_dim = _check_inputs(query, key, value, window, causal)
     dilations = _per_head_dilation(dilation, heads)
@@ -112,7 +125,7 @@ def longformer_attention(
             as_bool_mask(global_mask, batch_size, length, False, "global_mask"),
             padding_mask,
         )
-        global_slots = GlobalSlots(global_mask)
+        global_slots = GlobalSlots(global_mask, max_global_tokens)
         local_key_mask = ops.logical_and(padding_mask, ops.logical_not(global_mask))
 
     head_outputs = []
@@ -154,6 +167,14 @@ def longformer_attention(
         output = ops.where(
             global_mask[:, :, None, None], global_slots.scatter(global_rows), output
         )
+        if global_slots.overflow is not None:
+            # Only reachable inside a trace (concrete masks were checked):
+            # a row that lost global tokens is NaN, never silently wrong.
+            output = ops.where(
+                global_slots.overflow[:, None, None, None],
+                ops.full((), float("nan"), output.dtype),
+                output,
+            )
     output = ops.where(
         padding_mask[:, :, None, None], output, ops.zeros_like(output)
     )
@@ -163,16 +184,23 @@ def longformer_attention(
 class GlobalSlots:
     """The global tokens of each row, as `G` slots in position order.
 
-    `G` is the largest number of global tokens of any row (at least 1);
-    rows with fewer fill the rest with invalid slots. Rows are selected and
-    scattered with one-hot matmuls: exact, differentiable, and the same
-    O(G x T) as global attention itself.
+    `G` is the largest number of global tokens of any row (at least 1), or
+    on JAX the static bound (no more than `T`); rows with fewer fill the rest
+    with invalid slots. Rows are selected and scattered with one-hot
+    matmuls: exact, differentiable, and the same O(G x T) as global
+    attention itself. `overflow` (`[B]` bool, or `None` where `G` is read
+    from the data) marks rows with more global tokens than slots.
     """
 
-    def __init__(self, global_mask):
+    def __init__(self, global_mask, max_global_tokens=None):
         length = ops.shape(global_mask)[1]
         count = ops.sum(ops.cast(global_mask, "int32"), axis=1)
-        num_slots = ops.maximum(ops.max(count), 1)
+        self.overflow = None
+        if global_tokens.needs_static_slots():
+            num_slots = min(global_tokens.effective_bound(max_global_tokens), length)
+            self.overflow = ops.greater(count, num_slots)
+        else:
+            num_slots = ops.maximum(ops.max(count), 1)
         # Global positions score T - position, the others 0: the top
         # `num_slots` are the global positions in increasing order.
         positions = ops.arange(length, dtype="int32")
