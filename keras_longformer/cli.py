@@ -10,22 +10,34 @@
     keras-longformer serve-bench MODEL.onnx [MODEL2.onnx ...] [--batch-sizes 1,8]
                             [--lengths 512,4096] [--repeats 10] [--provider auto] [--json OUT]
 
-Every failure is one line on stderr (`keras-longformer: error: ...`) and a
-non-zero exit status, never a traceback. Heavy modules (TensorFlow, tf2onnx,
-onnxruntime) are imported only by the subcommand that needs them.
+Every command takes `--quiet` (nothing on stdout) and `--json` (one JSON
+object on stdout: `command`, `ok`, `error` on failure, and what the command
+recorded); `keras-longformer --version` prints the version. Every failure
+is one line on stderr (`keras-longformer: error: ...`) and a non-zero exit
+status, never a traceback. Python warnings are shown, one line each. A
+command whose module cannot be imported is still listed, and says why when
+run. Heavy modules (TensorFlow, tf2onnx, onnxruntime) are imported only by
+the subcommand that needs them.
+
+A subcommand's `run(args)` returns an exit status, or a dict that becomes
+its JSON report (exit status 0); `args.reporter` (a `Reporter`) takes its
+human text and recorded fields.
 """
 
 import argparse
-import contextlib
 import os
 import sys
 import tempfile
 
-PROG = "keras-longformer"
-
-
-class CommandError(Exception):
-    """A failure reported as one line and exit status 1."""
+from keras_longformer.cli_check import add_check as _add_check
+from keras_longformer.cli_support import PROG
+from keras_longformer.cli_support import CommandError
+from keras_longformer.cli_support import Reporter
+from keras_longformer.cli_support import check_input_file as _check_input_file
+from keras_longformer.cli_support import check_output_path as _check_output
+from keras_longformer.cli_support import first_line as _first_line
+from keras_longformer.cli_support import native_logs_hidden
+from keras_longformer.cli_support import warnings_in_one_line
 
 
 # ---------------------------------------------------------------------------
@@ -71,23 +83,6 @@ def _add_export(subparsers):
     parser.set_defaults(run=_run_export)
 
 
-def _check_input_file(path):
-    if not os.path.exists(path):
-        raise CommandError(f"no such file: {path}")
-    if not os.path.isfile(path):
-        raise CommandError(f"not a file: {path}")
-    if not os.access(path, os.R_OK):
-        raise CommandError(f"cannot read {path}: permission denied")
-
-
-def _check_output(path, force):
-    directory = os.path.dirname(os.path.abspath(path))
-    if not os.path.isdir(directory):
-        raise CommandError(f"output directory does not exist: {directory}")
-    if os.path.exists(path) and not force:
-        raise CommandError(f"{path} already exists (use --force to replace it)")
-
-
 def _run_export(args):
     # Cheap checks first, before TensorFlow is imported.
     _check_input_file(args.model)
@@ -96,7 +91,8 @@ def _run_export(args):
     from keras_longformer.export import ExportError
     from keras_longformer.export import export_onnx
 
-    print(f"exporting {args.model} -> {args.output} (opset {args.opset})", flush=True)
+    out = args.reporter
+    out.say(f"exporting {args.model} -> {args.output} (opset {args.opset})")
     try:
         report = export_onnx(
             args.model,
@@ -105,140 +101,29 @@ def _run_export(args):
             verify=not args.no_verify,
             lengths=args.lengths,
             overwrite=args.force,
-            progress=sys.stderr.isatty() or bool(os.environ.get("KERAS_LONGFORMER_PROGRESS")),
+            progress=out.chatty and _progress_wanted(),
         )
     except ExportError as error:
         if error.report is not None:
-            print(error.report.table())
+            out.say(error.report.table())
+            out.record(report=error.report)
         raise CommandError(str(error).splitlines()[0]) from None
-    print(report.table())
+    out.record(report=report, path=report.path, verified=report.verified)
+    out.say(report.table())
     if report.verified:
-        print(f"wrote {report.path} (verified)")
+        out.say(f"wrote {report.path} (verified)")
     else:
-        print(f"wrote {report.path} (NOT verified: --no-verify)")
+        out.say(f"wrote {report.path} (NOT verified: --no-verify)")
     return 0
 
 
+def _progress_wanted():
+    return sys.stderr.isatty() or bool(os.environ.get("KERAS_LONGFORMER_PROGRESS"))
+
+
 # ---------------------------------------------------------------------------
-# check
+# check (cli_check.py)
 # ---------------------------------------------------------------------------
-
-
-def _add_check(subparsers):
-    parser = subparsers.add_parser(
-        "check",
-        help="run an exported .onnx file on random inputs",
-        description=(
-            "Run an exported ONNX file in onnxruntime on random inputs and print the "
-            "provider obtained, input and output shapes, and timing."
-        ),
-    )
-    parser.add_argument("onnx", help="path of the .onnx file")
-    parser.add_argument(
-        "--provider", choices=("auto", "cuda", "cpu"), default="auto",
-        help="execution provider (auto: CUDA when it can be created, else CPU)",
-    )
-    parser.add_argument("--batch", type=int, default=2, help="batch size (default 2)")
-    parser.add_argument("--length", type=int, default=128, help="sequence length (default 128)")
-    parser.add_argument("--repeats", type=int, default=10, help="timed runs (default 10)")
-    parser.set_defaults(run=_run_check)
-
-
-def _run_check(args):
-    import statistics
-    import time
-
-    import numpy as np
-
-    _check_input_file(args.onnx)
-    for name in ("batch", "length", "repeats"):
-        if getattr(args, name) < 1:
-            raise CommandError(f"--{name} must be >= 1, got {getattr(args, name)}")
-
-    from keras_longformer.export import onnx_session
-    from keras_longformer.export import verify as verify_lib
-    from keras_longformer.export.onnx import read_metadata
-
-    try:
-        session = onnx_session(args.onnx, provider=args.provider)
-    except Exception as error:
-        if type(error).__name__ in ("ProviderUnavailableError",):
-            raise CommandError(str(error)) from None
-        raise CommandError(f"onnxruntime cannot load {args.onnx}: {_first_line(error)}") from None
-    metadata = read_metadata(session)
-    length = args.length
-    max_length = metadata.get("max_sequence_length")
-    if isinstance(max_length, int) and length > max_length:
-        raise CommandError(f"--length {length} exceeds the model's max_sequence_length {max_length}")
-    windows = metadata.get("windows") or []
-    info = verify_lib.ModelInfo(
-        windows=[tuple(w) for w in windows],
-        vocabulary_size=metadata.get("vocabulary_size"),
-        pad_token_id=metadata.get("pad_token_id"),
-        max_sequence_length=max_length,
-    )
-    specs = {}
-    for value in session.get_inputs():
-        shape = tuple(d if isinstance(d, int) else None for d in value.shape)
-        specs[value.name] = (shape, _numpy_dtype(value.type))
-    try:
-        feeds = verify_lib.make_inputs(
-            specs, length, "first", info, rng=np.random.default_rng(0), batch_size=args.batch
-        )
-    except ValueError as error:
-        raise CommandError(str(error)) from None
-    start = time.perf_counter()
-    outputs = session.run(None, feeds)
-    first = time.perf_counter() - start
-    times = []
-    for _ in range(args.repeats):
-        start = time.perf_counter()
-        session.run(None, feeds)
-        times.append(time.perf_counter() - start)
-
-    print(f"file:      {args.onnx}")
-    print(f"providers: {', '.join(session.get_providers())} (asked: {args.provider})")
-    if metadata:
-        shown = {k: v for k, v in metadata.items() if k != "windows"}
-        print("metadata:  " + ", ".join(f"{k}={v}" for k, v in shown.items()))
-    print("inputs:")
-    for value in session.get_inputs():
-        fed = feeds[value.name]
-        print(f"  {value.name:<20} {_dims(value.shape)} {value.type} -> fed {fed.shape} {fed.dtype}")
-    print("outputs:")
-    finite = True
-    for value, array in zip(session.get_outputs(), outputs):
-        array = np.asarray(array)
-        if array.dtype.kind == "f":
-            finite = finite and bool(np.isfinite(array).all())
-        print(f"  {value.name:<20} {_dims(value.shape)} {value.type} -> {array.shape} {array.dtype}")
-    print(
-        f"timing:    batch {args.batch} x length {length}: first run {first * 1e3:.2f} ms, "
-        f"median {statistics.median(times) * 1e3:.2f} ms, min {min(times) * 1e3:.2f} ms "
-        f"over {args.repeats} runs"
-    )
-    if not finite:
-        raise CommandError("outputs contain NaN or inf")
-    print("outputs finite: yes")
-    return 0
-
-
-def _numpy_dtype(onnx_type):
-    mapping = {
-        "tensor(bool)": "bool",
-        "tensor(int32)": "int32",
-        "tensor(int64)": "int64",
-        "tensor(float)": "float32",
-        "tensor(float16)": "float16",
-        "tensor(double)": "float64",
-    }
-    if onnx_type not in mapping:
-        raise CommandError(f"cannot make random inputs of type {onnx_type}")
-    return mapping[onnx_type]
-
-
-def _dims(shape):
-    return "[" + ", ".join(str(d) for d in shape) + "]"
 
 
 # ---------------------------------------------------------------------------
@@ -254,10 +139,12 @@ def _add_convert(subparsers):
     )
     parser.add_argument("checkpoint", help="Hugging Face checkpoint directory (config.json + weights)")
     parser.add_argument("output", help="path of the .keras file to write")
+    from keras_longformer.convert.huggingface import TASKS
+
     parser.add_argument(
-        "--task", default="backbone",
-        help="backbone (default), auto (the checkpoint's own class), masked_lm, classifier, "
-        "token_classifier or question_answering",
+        "--task", default="backbone", choices=TASKS,
+        help="the Keras model to build: backbone (default), auto (the checkpoint's own "
+        "LongformerFor* class, from config.json's architectures), or a task head",
     )
     parser.add_argument("--force", action="store_true", help="replace an existing output file")
     parser.set_defaults(run=_run_convert)
@@ -269,12 +156,7 @@ def _run_convert(args):
     if not args.output.endswith(".keras"):
         raise CommandError(f"the output must end in .keras, got {args.output}")
     _check_output(args.output, args.force)
-    try:
-        from keras_longformer.convert import from_huggingface
-    except ImportError:
-        raise CommandError(
-            "keras_longformer.convert.from_huggingface is not available in this version"
-        ) from None
+    from keras_longformer.convert import from_huggingface
 
     model = from_huggingface(args.checkpoint, task=args.task)
     handle, temporary = tempfile.mkstemp(
@@ -289,7 +171,9 @@ def _run_convert(args):
     finally:
         if os.path.exists(temporary):
             os.remove(temporary)
-    print(f"wrote {args.output} ({type(model).__name__}, {model.count_params():,} parameters)")
+    out = args.reporter
+    out.record(path=args.output, model=type(model).__name__, parameters=model.count_params())
+    out.say(f"wrote {args.output} ({type(model).__name__}, {model.count_params():,} parameters)")
     return 0
 
 
@@ -299,19 +183,18 @@ def _run_convert(args):
 
 
 def _add_bench(subparsers):
-    try:
-        from keras_longformer import bench
-    except ImportError:
-        return
-    if not (hasattr(bench, "add_arguments") and hasattr(bench, "run_from_arguments")):
-        return
+    from keras_longformer import bench
+
+    for name in ("add_arguments", "run_from_arguments"):
+        if not hasattr(bench, name):
+            raise ImportError(f"keras_longformer.bench has no {name}()")
     parser = subparsers.add_parser(
         "bench",
         help="benchmark the attention layer against its peers",
         description=(bench.__doc__ or "").strip().splitlines()[0] if bench.__doc__ else None,
     )
     bench.add_arguments(parser)
-    parser.set_defaults(run=lambda args: bench.run_from_arguments(args) or 0)
+    parser.set_defaults(run=bench.run_from_arguments)
 
 
 # ---------------------------------------------------------------------------
@@ -338,12 +221,50 @@ def _add_serving(subparsers):
 # ---------------------------------------------------------------------------
 
 
+def _add_guarded(subparsers, names, add):
+    """Runs `add(subparsers)`; if its module cannot be imported, the commands
+    `names` are still listed and, when run, say why in one line."""
+    try:
+        add(subparsers)
+    except Exception as error:  # an ImportError, or any failure of a broken module
+        reason = f"{type(error).__name__}: {_first_line(error)}"
+        for name in names:
+            if name in subparsers.choices:
+                continue
+            parser = subparsers.add_parser(name, help=f"(unavailable: {reason})")
+            parser.set_defaults(run=_unavailable(name, reason), accepts_any=True)
+
+
+def _unavailable(name, reason):
+    def run(args):
+        raise CommandError(f"the {name} command is unavailable: {reason}")
+
+    return run
+
+
+def _add_output_options(parser):
+    """`--quiet` and `--json` on a subcommand (a command that defines its own
+    `--json`, such as serve-bench's output file, keeps it)."""
+    group = parser.add_mutually_exclusive_group()
+    for flags, kwargs in (
+        (("--quiet",), dict(help="print nothing on stdout (warnings and errors still go to stderr)")),
+        (("--json",), dict(dest="json_report", help="print one JSON object (the command's report) "
+                           "on stdout instead of text")),
+    ):
+        try:
+            group.add_argument(*flags, action="store_true", **kwargs)
+        except argparse.ArgumentError:
+            pass
+
+
 def build_parser():
+    from keras_longformer import __version__
+
     parser = argparse.ArgumentParser(
         prog=PROG,
         description="Longformer for Keras 3: export to ONNX, check exported files, convert checkpoints.",
     )
-    parser.add_argument("--version", action="store_true", help="print the version and exit")
+    parser.add_argument("--version", action="version", version=f"{PROG} {__version__}")
     parser.add_argument(
         "--verbose", action="store_true",
         help="show TensorFlow's and onnxruntime's own (native) log output",
@@ -352,59 +273,53 @@ def build_parser():
     _add_export(subparsers)
     _add_check(subparsers)
     _add_convert(subparsers)
-    _add_bench(subparsers)
-    _add_serving(subparsers)
+    _add_guarded(subparsers, ("bench",), _add_bench)
+    _add_guarded(subparsers, ("triton", "serve-bench"), _add_serving)
+    for subparser in subparsers.choices.values():
+        _add_output_options(subparser)
     return parser
 
 
-def _first_line(error):
-    text = str(error).strip()
-    return text.splitlines()[0] if text else type(error).__name__
-
-
-@contextlib.contextmanager
-def _native_logs_hidden(enabled):
-    """Sends what native code writes to file descriptor 2 (TensorFlow's and
-    onnxruntime's C++ logs, which no environment variable silences before
-    absl is initialized) to a scratch file, while Python's `sys.stderr`
-    (our messages, the progress bar) still reaches the terminal."""
-    if not enabled:
-        yield
-        return
-    try:
-        sys.stderr.flush()
-        saved = os.dup(2)
-    except (OSError, ValueError, AttributeError):  # no real fd 2 (embedded)
-        yield
-        return
-    python_stderr = sys.stderr
-    sys.stderr = os.fdopen(os.dup(saved), "w", buffering=1, errors="replace")
-    scratch = tempfile.TemporaryFile()
-    os.dup2(scratch.fileno(), 2)
-    try:
-        yield
-    finally:
-        sys.stderr.flush()
-        os.dup2(saved, 2)
-        os.close(saved)
-        sys.stderr.close()
-        sys.stderr = python_stderr
-        scratch.close()
-
-
-def _configure_logging():
+def _configure_logging(quiet):
     import logging
-    import warnings
 
-    warnings.filterwarnings("ignore")
+    # Python warnings are not filtered here: see `warnings_in_one_line`.
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter(f"{PROG}: %(message)s"))
     ours = logging.getLogger("keras_longformer")
     ours.handlers[:] = [handler]
-    ours.setLevel(logging.INFO)
+    ours.setLevel(logging.WARNING if quiet else logging.INFO)
     ours.propagate = False
     for name in ("tensorflow", "tf2onnx", "absl"):
         logging.getLogger(name).setLevel(logging.ERROR)
+
+
+def _output_mode(args):
+    if getattr(args, "json_report", False):
+        return "json"
+    return "quiet" if getattr(args, "quiet", False) else "text"
+
+
+def _run(args):
+    """Runs the command: `(exit status, one-line error or None)`."""
+    try:
+        with args.reporter.stdout_unless_chatty():
+            result = args.run(args)
+    except CommandError as error:
+        return 1, str(error)
+    except KeyboardInterrupt:
+        return 130, "interrupted"
+    except (OSError, ValueError, TypeError, RuntimeError) as error:
+        return 1, _first_line(error)
+    except Exception as error:  # never a traceback: one line, with the type
+        return 1, f"{type(error).__name__}: {_first_line(error)}"
+    if result is None or (isinstance(result, int) and not isinstance(result, bool)):
+        return int(result or 0), None
+    if isinstance(result, dict):
+        args.reporter.record(**result)
+    else:
+        args.reporter.record(result=result)
+    return 0, None
 
 
 def main(argv=None):
@@ -412,34 +327,22 @@ def main(argv=None):
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     os.environ.setdefault("KERAS_BACKEND", "tensorflow")
     parser = build_parser()
-    args = parser.parse_args(argv)
-    if args.version:
-        from keras_longformer import __version__
-
-        print(f"{PROG} {__version__}")
-        return 0
+    args, extra = parser.parse_known_args(argv)
+    if extra and not getattr(args, "accepts_any", False):
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
     if args.command is None:
         parser.print_help(sys.stderr)
         return 2
-    with _native_logs_hidden(not args.verbose):
-        _configure_logging()
-        try:
-            status = args.run(args)
-        except CommandError as error:
-            print(f"{PROG}: error: {error}", file=sys.stderr)
-            return 1
-        except KeyboardInterrupt:
-            print(f"{PROG}: interrupted", file=sys.stderr)
-            return 130
-        except (OSError, ValueError, TypeError, RuntimeError) as error:
-            print(f"{PROG}: error: {_first_line(error)}", file=sys.stderr)
-            return 1
-        except Exception as error:  # never a traceback: one line, with the type
-            print(f"{PROG}: error: {type(error).__name__}: {_first_line(error)}", file=sys.stderr)
-            return 1
-        finally:
-            sys.stdout.flush()
-    return int(status or 0)
+    args.reporter = Reporter(args.command, _output_mode(args))
+    with native_logs_hidden(not args.verbose), warnings_in_one_line():
+        _configure_logging(quiet=not args.reporter.chatty)
+        status, error = _run(args)
+        if error is not None:
+            prefix = f"{PROG}: " if status == 130 else f"{PROG}: error: "
+            print(prefix + error, file=sys.stderr, flush=True)
+        args.reporter.finish(error)
+        sys.stdout.flush()
+    return status
 
 
 if __name__ == "__main__":
