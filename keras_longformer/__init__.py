@@ -12,9 +12,15 @@ from keras_longformer.layers import LongformerEncoderLayer  # noqa: E402
 from keras_longformer.layers import LongformerSelfAttention  # noqa: E402
 from keras_longformer.models import LongformerBackbone  # noqa: E402
 from keras_longformer.models import LongformerCausalLM  # noqa: E402
+from keras_longformer.models import LongformerCausalLMPreprocessor  # noqa: E402
 from keras_longformer.models import LongformerClassifier  # noqa: E402
 from keras_longformer.models import LongformerMaskedLM  # noqa: E402
+from keras_longformer.models import LongformerMaskedLMPreprocessor  # noqa: E402
+from keras_longformer.models import LongformerQuestionAnswererPreprocessor  # noqa: E402
 from keras_longformer.models import LongformerQuestionAnswering  # noqa: E402
+from keras_longformer.models import LongformerTextClassifierPreprocessor  # noqa: E402
 from keras_longformer.models import LongformerTokenClassifier  # noqa: E402
+from keras_longformer.models import LongformerTokenClassifierPreprocessor  # noqa: E402
+from keras_longformer.models import LongformerTokenizer  # noqa: E402
 from keras_longformer.models import extend_position_embeddings  # noqa: E402
 from keras_longformer.ops import longformer_attention  # noqa: E402

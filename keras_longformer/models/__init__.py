@@ -3,19 +3,37 @@
 from keras_longformer.models.longformer_backbone import LongformerBackbone
 from keras_longformer.models.longformer_causal_lm import LongformerCausalLM
 from keras_longformer.models.longformer_causal_lm import bits_per_token
+from keras_longformer.models.longformer_causal_lm_preprocessor import LongformerCausalLMPreprocessor
 from keras_longformer.models.longformer_classifier import LongformerClassifier
 from keras_longformer.models.longformer_masked_lm import LongformerMaskedLM
+from keras_longformer.models.longformer_masked_lm_preprocessor import LongformerMaskedLMPreprocessor
+from keras_longformer.models.longformer_question_answerer_preprocessor import (
+    LongformerQuestionAnswererPreprocessor,
+)
 from keras_longformer.models.longformer_question_answering import LongformerQuestionAnswering
+from keras_longformer.models.longformer_text_classifier_preprocessor import (
+    LongformerTextClassifierPreprocessor,
+)
 from keras_longformer.models.longformer_token_classifier import LongformerTokenClassifier
+from keras_longformer.models.longformer_token_classifier_preprocessor import (
+    LongformerTokenClassifierPreprocessor,
+)
+from keras_longformer.models.longformer_tokenizer import LongformerTokenizer
 from keras_longformer.models.position_embeddings import extend_position_embeddings
 
 __all__ = [
     "LongformerBackbone",
     "LongformerCausalLM",
+    "LongformerCausalLMPreprocessor",
     "LongformerClassifier",
     "LongformerMaskedLM",
+    "LongformerMaskedLMPreprocessor",
+    "LongformerQuestionAnswererPreprocessor",
     "LongformerQuestionAnswering",
+    "LongformerTextClassifierPreprocessor",
     "LongformerTokenClassifier",
+    "LongformerTokenClassifierPreprocessor",
+    "LongformerTokenizer",
     "bits_per_token",
     "extend_position_embeddings",
 ]
