@@ -6,7 +6,11 @@ from keras_longformer.ops.global_tokens import check_batch_global_tokens
 
 
 class GlobalTokenCheck:
-    """Mixin: checks each batch's global tokens before its step runs on JAX.
+    """Mixin: checks global tokens against the bound before any work.
+
+    Data held in memory (dicts of arrays) is checked whole when `fit`,
+    `evaluate` or `predict` is called, on every backend where a bound is in
+    force (set by the user, or JAX's default).
 
     On JAX the number of global tokens is a static bound
     (`max_global_tokens`), and the compiled step cannot raise. The batches
@@ -26,6 +30,18 @@ class GlobalTokenCheck:
     def _global_token_bound(self):
         owner = getattr(self, "backbone", None) or self
         return getattr(owner, "max_global_tokens", None)
+
+    def fit(self, x=None, y=None, *args, **kwargs):
+        check_batch_global_tokens(x, self._global_token_bound())
+        return super().fit(x, y, *args, **kwargs)
+
+    def evaluate(self, x=None, y=None, *args, **kwargs):
+        check_batch_global_tokens(x, self._global_token_bound())
+        return super().evaluate(x, y, *args, **kwargs)
+
+    def predict(self, x, *args, **kwargs):
+        check_batch_global_tokens(x, self._global_token_bound())
+        return super().predict(x, *args, **kwargs)
 
     def make_train_function(self, force=False):
         super().make_train_function(force=force)

@@ -1,0 +1,121 @@
+"""TensorFlow, JAX and torch: the same numbers, and each other's `.keras` files.
+
+Each backend runs in its own process (`tests/backend_worker.py`, or pytest
+on the tests marked `backends`), since Keras picks its backend once per
+process. The numbers are compared here, not by the workers.
+"""
+
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import keras
+from keras_longformer import models
+
+TESTS = os.path.dirname(os.path.abspath(__file__))
+BACKENDS = ["tensorflow", "jax", "torch"]
+OTHER_BACKENDS = ["jax", "torch"]
+# Files whose tests marked `backends` also run under JAX and torch.
+PORTABLE_TEST_FILES = [
+    "test_attention_op.py",
+    "test_global_tokens.py",
+    "test_models.py",
+    "test_convert_huggingface.py",
+]
+VOCAB, PAD, LENGTH, BATCH = 40, 1, 30, 4
+
+
+def run_under(backend, args, timeout=900):
+    env = dict(os.environ, KERAS_BACKEND=backend)
+    result = subprocess.run(
+        [sys.executable, *args],
+        capture_output=True, text=True, env=env, timeout=timeout, cwd=TESTS,
+    )
+    assert result.returncode == 0, (
+        f"{backend}: {' '.join(args)} exited {result.returncode}\n"
+        f"{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
+    )
+    return result
+
+
+def make_data():
+    rng = np.random.default_rng(0)
+    ids = rng.integers(3, VOCAB, (BATCH, LENGTH))
+    padding = np.ones((BATCH, LENGTH), "int32")
+    padding[1, -7:] = 0
+    ids[padding == 0] = PAD
+    glob = np.zeros((BATCH, LENGTH), "int32")
+    glob[:, 0] = 1
+    glob[2, 10:13] = 1  # rows with 1 and 4 global tokens in one batch
+    return {
+        "token_ids": ids,
+        "padding_mask": padding,
+        "global_mask": glob,
+        "labels": rng.integers(0, 3, (BATCH,)),
+    }
+
+
+@pytest.fixture(scope="module")
+def workdir(tmp_path_factory):
+    """Every backend trains the same saved model, then loads every result."""
+    directory = tmp_path_factory.mktemp("backends")
+    keras.utils.set_random_seed(0)
+    backbone = models.LongformerBackbone(
+        vocabulary_size=VOCAB, num_layers=2, num_heads=2, hidden_dim=16,
+        intermediate_dim=32, window=[2, 3], dilation=[1, [1, 2]],
+        max_sequence_length=64, pad_token_id=PAD, dropout=0.0, attention_dropout=0.0,
+    )
+    classifier = models.LongformerClassifier(backbone, num_classes=3, dropout=0.0)
+    classifier.save(str(directory / "initial.keras"))
+    np.savez(str(directory / "data.npz"), **make_data())
+    worker = os.path.join(TESTS, "backend_worker.py")
+    for backend in BACKENDS:
+        run_under(backend, [worker, "train", str(directory)])
+    for backend in BACKENDS:
+        run_under(backend, [worker, "load", str(directory)])
+    return directory
+
+
+def results(directory, phase, backend):
+    return dict(np.load(str(directory / f"{phase}_{backend}.npz")))
+
+
+@pytest.mark.parametrize("backend", OTHER_BACKENDS)
+def test_sgd_steps_give_the_same_losses_and_predictions(workdir, backend):
+    reference = results(workdir, "train", "tensorflow")
+    other = results(workdir, "train", backend)
+    assert np.all(np.isfinite(reference["losses"]))
+    # The steps really trained: the loss moved.
+    assert abs(reference["losses"][-1] - reference["losses"][0]) > 1e-3
+    assert np.max(np.abs(other["losses"] - reference["losses"])) <= 1e-4
+    assert np.max(np.abs(other["predictions"] - reference["predictions"])) <= 1e-4
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_every_trainable_weight_gets_a_gradient(workdir, backend):
+    trained = results(workdir, "train", backend)
+    still = [str(name) for name, moved in zip(trained["names"], trained["moved"]) if not moved]
+    assert len(trained["names"]) > 20
+    assert still == []
+
+
+@pytest.mark.parametrize("saved_by", BACKENDS)
+@pytest.mark.parametrize("loaded_by", BACKENDS)
+def test_keras_files_load_under_every_backend(workdir, saved_by, loaded_by):
+    expected = results(workdir, "train", saved_by)["predictions"]
+    loaded = results(workdir, "load", loaded_by)[saved_by]
+    assert np.max(np.abs(loaded - expected)) <= 1e-5
+
+
+@pytest.mark.parametrize("backend", OTHER_BACKENDS)
+def test_portable_tests_pass_under_backend(backend):
+    result = run_under(
+        backend,
+        ["-m", "pytest", "-q", "-m", "backends", "-p", "no:cacheprovider", *PORTABLE_TEST_FILES],
+        timeout=1500,
+    )
+    summary = result.stdout.strip().splitlines()[-1]
+    assert " passed" in summary and "failed" not in summary and "error" not in summary, summary
