@@ -34,10 +34,10 @@ def add_arguments(parser):
                         help="comma-separated subset of the measured paths")
     parser.add_argument("--backend", default="tensorflow", help="Keras backend of our layer: "
                         "tensorflow, jax or torch (the peers keep their own)")
-    parser.add_argument("--hidden", type=int, default=768)
-    parser.add_argument("--heads", type=int, default=12)
+    parser.add_argument("--hidden", type=int, default=768, help="hidden size D (default 768)")
+    parser.add_argument("--heads", type=int, default=12, help="attention heads; divides --hidden (default 12)")
     parser.add_argument("--window", type=int, default=256, help="one-sided window")
-    parser.add_argument("--batch", type=int, default=1)
+    parser.add_argument("--batch", type=int, default=1, help="sequences per batch (default 1)")
     parser.add_argument("--num-global", type=int, default=2, help="global tokens (the first ones)")
     parser.add_argument("--repeats", type=int, default=None, help="timed runs per point (5; 2 with --quick)")
     parser.add_argument("--warmup", type=int, default=1, help="untimed runs first")
