@@ -43,7 +43,12 @@ def converted(request, hf_model, tmp_path_factory):
     return from_huggingface(str(directory))
 
 
-@pytest.mark.parametrize("length", LENGTHS)
+@pytest.mark.parametrize(
+    "length",
+    # Under JAX and torch too, up to 100 tokens: 301 tokens of the "many"
+    # pattern hold 151 global tokens, over JAX's default bound of 65.
+    [pytest.param(n, marks=pytest.mark.backends) if n <= 100 else n for n in LENGTHS],
+)
 def test_backbone_parity(hf_model, converted, length):
     assert converted.windows == [4, 2, 8]
     errors = {}
@@ -71,6 +76,7 @@ TASKS = {
 }
 
 
+@pytest.mark.backends
 @pytest.mark.parametrize("cls_name", sorted(TASKS))
 def test_task_parity(cls_name, tmp_path):
     task, keras_cls, _ = TASKS[cls_name]

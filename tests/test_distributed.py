@@ -1,0 +1,104 @@
+"""Data-parallel training on two CPU devices equals training on one.
+
+JAX: `keras.distribution.DataParallel` over two host devices
+(`XLA_FLAGS=--xla_force_host_platform_device_count=2`). TensorFlow:
+`tf.distribute.MirroredStrategy` over two logical CPU devices. Every task
+model trains from the same saved weights in both modes, in its own process
+(`tests/distributed_worker.py`); the losses and weights are compared here.
+"""
+
+import os
+import subprocess
+import sys
+
+import keras
+import numpy as np
+import pytest
+
+from keras_longformer import models
+
+TESTS = os.path.dirname(os.path.abspath(__file__))
+EXAMPLES = os.path.join(os.path.dirname(TESTS), "examples")
+VOCAB, PAD, LENGTH, SAMPLES = 40, 1, 24, 8
+TASKS = ["classifier", "masked_lm", "token_classifier", "question_answering", "causal_lm"]
+
+
+def backbone(**overrides):
+    kwargs = dict(
+        vocabulary_size=VOCAB, num_layers=2, num_heads=2, hidden_dim=16, intermediate_dim=32,
+        window=[2, 3], dilation=[1, [1, 2]], max_sequence_length=64, pad_token_id=PAD,
+        dropout=0.0, attention_dropout=0.0,
+    )
+    kwargs.update(overrides)
+    return models.LongformerBackbone(**kwargs)
+
+
+def task_model_and_labels(task, x, rng):
+    ids, real = x["token_ids"], x["padding_mask"] == 1
+    if task == "classifier":
+        model = models.LongformerClassifier(backbone(), num_classes=3, dropout=0.0)
+        return model, {"labels": rng.integers(0, 3, (SAMPLES,))}
+    if task == "masked_lm":
+        # The same number of masked tokens in every row, so that each
+        # replica's mean is over as many tokens as the global mean.
+        labels = np.full_like(ids, -100)
+        labels[:, 3:9] = ids[:, 3:9]
+        return models.LongformerMaskedLM(backbone()), {"labels": labels}
+    if task == "token_classifier":
+        model = models.LongformerTokenClassifier(backbone(), num_classes=4, dropout=0.0)
+        return model, {"labels": rng.integers(0, 4, ids.shape)}
+    if task == "question_answering":
+        return models.LongformerQuestionAnswering(backbone()), {
+            "start_logits": rng.integers(0, LENGTH, (SAMPLES,)),
+            "end_logits": rng.integers(0, LENGTH, (SAMPLES,)),
+        }
+    model = models.LongformerCausalLM(backbone(causal=True))
+    return model, {"labels": np.concatenate([ids[:, 1:], ids[:, -1:]], axis=1)}
+
+
+def features(rng):
+    ids = rng.integers(3, VOCAB, (SAMPLES, LENGTH))
+    glob = np.zeros_like(ids)
+    glob[:, 0] = 1
+    glob[::3, 5:8] = 1
+    return {"token_ids": ids, "padding_mask": np.ones_like(ids), "global_mask": glob}
+
+
+@pytest.fixture(scope="module")
+def saved_tasks(tmp_path_factory):
+    directory = tmp_path_factory.mktemp("distributed")
+    rng = np.random.default_rng(0)
+    keras.utils.set_random_seed(0)
+    for task in TASKS:
+        x = features(rng)
+        model, labels = task_model_and_labels(task, x, rng)
+        model.compile(optimizer=keras.optimizers.SGD(0.5))  # the task's own loss
+        model.save(str(directory / f"{task}.keras"))
+        np.savez(str(directory / f"{task}.npz"), **x, **labels)
+    return directory
+
+
+def run_worker(backend, mode, directory):
+    env = dict(os.environ, KERAS_BACKEND=backend)
+    if backend == "jax" and mode == "parallel":
+        env["XLA_FLAGS"] = "--xla_force_host_platform_device_count=2"
+    result = subprocess.run(
+        [sys.executable, os.path.join(TESTS, "distributed_worker.py"), mode, str(directory)],
+        capture_output=True, text=True, env=env, timeout=1200,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+
+
+@pytest.mark.parametrize("backend", ["jax", "tensorflow"])
+def test_data_parallel_equals_one_device_for_every_task(saved_tasks, backend):
+    run_worker(backend, "single", saved_tasks)
+    run_worker(backend, "parallel", saved_tasks)
+    for task in TASKS:
+        single = np.load(str(saved_tasks / f"single_{backend}_{task}.npz"))
+        parallel = np.load(str(saved_tasks / f"parallel_{backend}_{task}.npz"))
+        assert np.all(np.isfinite(single["losses"])), task
+        assert single["losses"][-1] < single["losses"][0], task  # it trained
+        assert np.max(np.abs(parallel["losses"] - single["losses"])) <= 1e-5, task
+        weights = [k for k in single.files if k.startswith("w")]
+        worst = max(np.max(np.abs(parallel[k] - single[k])) for k in weights)
+        assert worst <= 1e-5, (task, worst)
