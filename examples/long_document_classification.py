@@ -154,7 +154,14 @@ def train_and_evaluate(args, data, use_global, vocabulary_size):
 
 
 def main(argv=None):
-    args = parse_args(argv)
+    return run(parse_args(argv))
+
+
+def run(args):
+    """Trains, reports, saves and reloads (and exports); returns the exit code.
+
+    `examples/distributed_training.py` calls it inside a data-parallel scope.
+    """
     os.environ.setdefault("KERAS_BACKEND", "tensorflow")
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     import keras
