@@ -328,6 +328,10 @@ def main(argv=None):
     os.environ.setdefault("KERAS_BACKEND", "tensorflow")
     parser = build_parser()
     args, extra = parser.parse_known_args(argv)
+    if args.command == "export":
+        # tf2onnx converts TensorFlow graphs; a `.keras` file saved under
+        # any backend loads there, whatever KERAS_BACKEND the shell has.
+        os.environ["KERAS_BACKEND"] = "tensorflow"
     if extra and not getattr(args, "accepts_any", False):
         parser.error(f"unrecognized arguments: {' '.join(extra)}")
     if args.command is None:
