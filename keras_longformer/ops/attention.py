@@ -1,7 +1,9 @@
 """`longformer_attention`: sliding-window, dilated, causal and global attention."""
 
+import functools
 import math
 
+import keras
 from keras import ops
 
 from keras_longformer.arguments import check_bool, check_dilation, check_int
@@ -92,6 +94,10 @@ def longformer_attention(
     """
     global_tokens.check_max_global_tokens(max_global_tokens)
     global_tokens.check_global_tokens(global_mask, padding_mask, max_global_tokens)
+    arrays = (query, key, value, padding_mask, global_mask, global_query, global_key, global_value)
+    if dropout_fn is None and _eager_on_jax(arrays):
+        static = (window, _hashable(dilation), causal, scale, max_global_tokens)
+        return _compiled_on_jax(*static)(*arrays)
     query, key, value = (ops.convert_to_tensor(t) for t in (query, key, value))
     heads, head_dim = _check_inputs(query, key, value, window, causal)
     dilations = _per_head_dilation(dilation, heads)
@@ -179,6 +185,41 @@ def longformer_attention(
         padding_mask[:, :, None, None], output, ops.zeros_like(output)
     )
     return ops.cast(output, query.dtype)
+
+
+def _eager_on_jax(arrays):
+    """Whether this is an eager call on JAX (no tracer among `arrays`).
+
+    JAX runs eager code one primitive at a time, compiling each for its
+    shapes: this op's few hundred primitives took 30 s for one new shape.
+    One compiled function per shape takes a few seconds.
+    """
+    if keras.backend.backend() != "jax" or global_tokens.in_symbolic_scope():
+        return False
+    import jax
+
+    return not any(isinstance(a, (jax.core.Tracer, keras.KerasTensor)) for a in arrays)
+
+
+def _hashable(dilation):
+    return tuple(dilation) if isinstance(dilation, (list, tuple)) else dilation
+
+
+@functools.lru_cache(maxsize=64)
+def _compiled_on_jax(window, dilation, causal, scale, max_global_tokens):
+    import jax
+
+    dilation = list(dilation) if isinstance(dilation, tuple) else dilation
+
+    def attention(query, key, value, padding_mask, global_mask, global_query, global_key, global_value):
+        return longformer_attention(
+            query, key, value, window=window, dilation=dilation, causal=causal,
+            padding_mask=padding_mask, global_mask=global_mask, global_query=global_query,
+            global_key=global_key, global_value=global_value, scale=scale,
+            max_global_tokens=max_global_tokens,
+        )
+
+    return jax.jit(attention)
 
 
 class GlobalSlots:
