@@ -119,3 +119,23 @@ def test_portable_tests_pass_under_backend(backend):
     )
     summary = result.stdout.strip().splitlines()[-1]
     assert " passed" in summary and "failed" not in summary and "error" not in summary, summary
+
+
+def test_a_file_trained_under_jax_exports_from_a_jax_shell(workdir, tmp_path):
+    """`keras-longformer export` runs on TensorFlow whatever KERAS_BACKEND says."""
+    import onnxruntime
+
+    onnx_path = tmp_path / "trained_jax.onnx"
+    run_under(
+        "jax",
+        ["-m", "keras_longformer.cli", "export", str(workdir / "trained_jax.keras"), str(onnx_path)],
+    )
+    session = onnxruntime.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
+    data = make_data()
+    feeds = {
+        value.name: np.asarray(data[value.name], "int64" if "int64" in value.type else "int32")
+        for value in session.get_inputs()
+    }
+    (logits,) = session.run(None, feeds)
+    expected = results(workdir, "train", "jax")["predictions"]
+    assert np.max(np.abs(logits - expected)) <= 1e-4
