@@ -2,7 +2,7 @@
 
 Every helper returns a boolean tensor in which `True` means "may attend".
 None of them ever materialises a `[T, T]` tensor: the band is described in
-block coordinates (`[block, span_blocks * block]`) and global attention in slot
+block coordinates (`[block, span]`) and global attention in slot
 coordinates (`[T, G]` or `[G, T]`).
 """
 
@@ -33,27 +33,25 @@ def as_bool_mask(mask, batch_size, length, default, name):
     return ops.not_equal(mask, ops.zeros((), dtype=mask.dtype))
 
 
-def span_blocks(causal):
-    """Key blocks a query block is scored against: `k - 1, k` (+ `k + 1`)."""
-    return 2 if causal else 3
-
-
-def band_mask(block_size, window, causal):
+def band_mask(block_size, window, causal, halo):
     """Which keys of its span each query of block `k` may see.
 
     Queries sit in block `k` at offset `a` in `[0, block_size)`; the span
-    holds blocks `k - 1`, `k` and, unless causal, `k + 1`, so span slot `s`
-    is the key at relative position `s - block_size - a`. The band keeps
-    relative positions in `[-window, window]`, or `[-window, 0]` when causal.
+    holds the key blocks `k - halo .. k + halo` (`k - halo .. k` when
+    causal), so span slot `s` is the key at relative position
+    `s - halo * block_size - a`. The band keeps relative positions in
+    `[-window, window]`, or `[-window, 0]` when causal.
 
     Returns:
-        A `[block_size, span_blocks(causal) * block_size]` bool tensor.
+        A `[block_size, span]` bool tensor, `span = (2 * halo + 1) *
+        block_size` (`(halo + 1) * block_size` when causal).
     """
+    span_blocks = halo + 1 + (0 if causal else halo)
     query_offset = ops.expand_dims(ops.arange(block_size, dtype="int32"), 1)
     span_slot = ops.expand_dims(
-        ops.arange(span_blocks(causal) * block_size, dtype="int32"), 0
+        ops.arange(span_blocks * block_size, dtype="int32"), 0
     )
-    relative = span_slot - block_size - query_offset
+    relative = span_slot - halo * block_size - query_offset
     upper = 0 if causal else window
     return ops.logical_and(relative >= -window, relative <= upper)
 

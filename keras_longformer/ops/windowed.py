@@ -1,16 +1,26 @@
 """Blocked sliding-window kernels: dilation, causality and padding to blocks.
 
-The band of a sliding window is computed block by block. The (sub)sequence
-is cut into blocks of `block_size >= window` queries, and each query block
-is scored against the key blocks around it (previous, own and, unless
-causal, next), so every key of the band `[-window, window]` is inside the
-span. The scores of a block are `[block_size, 3 * block_size]` (`2 *` when
-causal): memory is O(T x window), never O(T x T).
+The band of a sliding window is computed block by block, heads first. The
+(sub)sequence is cut into blocks of `block_size` queries; block `k` is
+scored against one span of keys: the key blocks `k - halo .. k + halo`
+(`k - halo .. k` when causal), `halo = ceil(window / block_size)`, followed
+by the `G` global keys. A block shorter than the window wastes less: `b`
+queries need `b + 2w` keys for `2w + 1` useful ones, so blocks of `w / 2`
+score `1.25x` the band where blocks of `w` score `1.5x`, while the
+matmuls stay large enough to run near the machine's rate.
+
+Each span is gathered in one copy from a flat key sequence that holds the
+global keys, a halo of zeros, the keys and another halo. The scores of a
+block, `[block_size, span]`, get one additive mask bias (band, padding,
+global slots) and one fused softmax in float32, and the same span of values
+is read by one matmul: global columns cost no extra pass over the scores,
+and without global tokens there are none. Memory is O(T x window), never
+O(T x T).
 
 Dilation `d` is a plain window over the `d` interleaved subsequences
 `x[r::d]`, `r = 0 .. d - 1`: the sequence is padded to a multiple of `d`,
 reshaped to `[B, T/d, d]` and transposed so that each subsequence becomes
-its own batch row. No gather, only pads, reshapes and transposes.
+its own batch row.
 
 Every size here may be a Python int (static shapes) or a scalar tensor
 (dynamic shapes inside a traced function): the same code traces once for
@@ -19,7 +29,11 @@ every batch size and length.
 
 from keras import ops
 
-from keras_longformer.ops.masks import band_mask, not_after, span_blocks
+from keras_longformer.ops.masks import band_mask, not_after
+
+# Queries per block for long windows: `ceil(window / 2)`, at least this
+# many, so that each matmul keeps a few hundred FLOPs per loaded byte.
+MIN_BLOCK = 64
 
 
 def _minimum(a, b):
@@ -34,71 +48,100 @@ def _ceil_div(numerator, denominator):
     return (numerator + denominator - 1) // denominator
 
 
+def target_block_size(window):
+    """Queries per block (before capping at the sequence): half the window,
+    at least `MIN_BLOCK` (and at most the window when that is shorter)."""
+    window = max(window, 1)
+    return min(window, max(_ceil_div(window, 2), MIN_BLOCK))
+
+
 class BlockLayout:
-    """Sizes of the blocked, dilated view of a `[B, T, ...]` sequence.
+    """Sizes of the blocked, dilated, heads-first view of a sequence.
 
     `rows = batch * dilation` rows of `num_blocks * block_size` positions;
     position `p` of the sequence sits in row `b * dilation + p % dilation`,
-    at index `p // dilation` of that row.
+    at index `p // dilation` of that row. Key spans reach `halo` blocks to
+    each side (to the left only when causal).
     """
 
-    def __init__(self, batch_size, length, window, dilation):
+    def __init__(self, batch_size, length, window, dilation, causal):
         self.batch_size = batch_size
         self.length = length
         self.dilation = dilation
+        target = target_block_size(window)
         subsequence_length = _ceil_div(length, dilation)
-        # A block never needs to be longer than the subsequence: this keeps
-        # `window >= T` at O(T^2) for that length instead of O(window^2).
-        self.block_size = _minimum(max(window, 1), subsequence_length)
+        # A block never needs to be longer than the subsequence: short
+        # inputs stay O(T^2) for their length, not O(window^2).
+        self.block_size = _minimum(target, subsequence_length)
         self.num_blocks = _ceil_div(subsequence_length, self.block_size)
         self.rows = batch_size * dilation
         self.padded_length = self.num_blocks * self.block_size * dilation
+        # Static (from the target size). At least one block: a span of one
+        # key (window 0) would make a softmax over a single slot.
+        self.halo = max(_ceil_div(window, target), 1)
+        self.blocks_after = 0 if causal else self.halo
+        self.span_blocks = self.halo + 1 + self.blocks_after
+        self.span = self.span_blocks * self.block_size
 
 
-def to_blocks(x, layout):
-    """`[B, T, *rest]` -> `[B * d, num_blocks, block_size, *rest]`."""
-    rest = list(x.shape[2:])
-    pad = layout.padded_length - layout.length
-    x = ops.pad(x, [[0, 0], [0, pad]] + [[0, 0]] * len(rest))
+def to_heads(x, layout):
+    """`[B, T, n, H]` -> `[B * d, n, T', H]`, `T' = num_blocks * block_size`."""
+    heads, head_dim = x.shape[2], x.shape[3]
+    x = ops.pad(x, [[0, 0], [0, layout.padded_length - layout.length], [0, 0], [0, 0]])
     d = layout.dilation
-    if d > 1:
-        x = ops.reshape(x, [layout.batch_size, -1, d] + rest)
-        x = ops.swapaxes(x, 1, 2)
-    return ops.reshape(
-        x, [layout.rows, layout.num_blocks, layout.block_size] + rest
-    )
+    if d == 1:
+        return ops.transpose(x, [0, 2, 1, 3])
+    x = ops.reshape(x, [layout.batch_size, -1, d, heads, head_dim])
+    x = ops.transpose(x, [0, 2, 3, 1, 4])
+    return ops.reshape(x, [layout.rows, heads, -1, head_dim])
 
 
-def from_blocks(x, layout):
-    """Inverse of `to_blocks`: `[B * d, nb, block, *rest]` -> `[B, T, *rest]`."""
-    rest = list(x.shape[3:])
+def from_heads(x, layout):
+    """Inverse of `to_heads`: `[B * d, n, T', H]` -> `[B, T, n, H]`."""
+    heads, head_dim = x.shape[1], x.shape[3]
     d = layout.dilation
-    if d > 1:
-        x = ops.reshape(x, [layout.batch_size, d, -1] + rest)
-        x = ops.swapaxes(x, 1, 2)
-    x = ops.reshape(x, [layout.batch_size, layout.padded_length] + rest)
-    return ops.slice(
-        x, [0] * (2 + len(rest)), [layout.batch_size, layout.length] + rest
+    if d == 1:
+        x = ops.transpose(x, [0, 2, 1, 3])
+    else:
+        x = ops.reshape(x, [layout.batch_size, d, heads, -1, head_dim])
+        x = ops.transpose(x, [0, 3, 1, 2, 4])
+        x = ops.reshape(x, [layout.batch_size, layout.padded_length, heads, head_dim])
+    return ops.slice(x, [0, 0, 0, 0], [layout.batch_size, layout.length, heads, head_dim])
+
+
+def to_rows(x, layout):
+    """`[B, T]` -> `[B * d, T']`, like `to_heads` for per-position masks."""
+    x = ops.pad(x, [[0, 0], [0, layout.padded_length - layout.length]])
+    d = layout.dilation
+    if d == 1:
+        return x
+    x = ops.swapaxes(ops.reshape(x, [layout.batch_size, -1, d]), 1, 2)
+    return ops.reshape(x, [layout.rows, -1])
+
+
+def span_indices(layout, num_global):
+    """`[num_blocks, span + G]` int32: where block `k` reads its keys in the
+    flat sequence `[G global | halo | T' keys | halo]`."""
+    block, halo = layout.block_size, layout.halo
+    blocks = ops.arange(layout.num_blocks, dtype="int32")[:, None]
+    slots = ops.arange(layout.span, dtype="int32")[None, :]
+    # Slot s of block k is padded position k * block + s (the halo of zeros
+    # before the keys makes position - halo * block the key's index).
+    local = num_global + blocks * block + slots
+    if num_global is None or isinstance(num_global, int) and num_global == 0:
+        return local
+    globals_ = ops.broadcast_to(
+        ops.arange(num_global, dtype="int32")[None, :], [layout.num_blocks, num_global]
     )
+    return ops.concatenate([local, globals_], axis=1)
 
 
-def neighbor_spans(x, layout, causal):
-    """`[R, nb, block, *rest]` -> `[R, nb, S * block, *rest]`.
-
-    Span `k` is blocks `k - 1`, `k` and, unless causal, `k + 1` side by
-    side (`S = span_blocks(causal)`); blocks outside the sequence are zeros
-    (and masked by the caller).
-    """
-    rest = list(x.shape[3:])
-    # One zero block before; one after only when the span reaches ahead.
-    after = span_blocks(causal) - 2
-    padded = ops.pad(x, [[0, 0], [1, after]] + [[0, 0]] * (1 + len(rest)))
-    size = [layout.rows, layout.num_blocks, layout.block_size] + rest
-    shifted = [
-        ops.slice(padded, [0, shift] + [0] * (1 + len(rest)), size)
-        for shift in range(span_blocks(causal))
-    ]
-    return ops.concatenate(shifted, axis=2)
+def flat_sequence(x, layout, axis, global_part=None):
+    """`[global | halo zeros | x | halo zeros]` along `axis` (a copy of `x`)."""
+    pads = [[0, 0]] * len(x.shape)
+    pads[axis] = [layout.halo * layout.block_size, layout.blocks_after * layout.block_size]
+    x = ops.pad(x, pads)
+    return x if global_part is None else ops.concatenate([global_part, x], axis=axis)
 
 
 def windowed_attention(
@@ -139,61 +182,74 @@ def windowed_attention(
     """
     batch_size, length = ops.shape(query)[0], ops.shape(query)[1]
     heads, head_dim = query.shape[2], query.shape[3]
-    layout = BlockLayout(batch_size, length, window, dilation)
+    layout = BlockLayout(batch_size, length, window, dilation, causal)
     rows, num_blocks, block = layout.rows, layout.num_blocks, layout.block_size
 
-    # [R, n, nb, block, H] queries against [R, n, nb, H, S * block] keys.
-    query_blocks = ops.transpose(to_blocks(query, layout), [0, 3, 1, 2, 4])
-    key_spans = neighbor_spans(to_blocks(key, layout), layout, causal)
-    value_spans = neighbor_spans(to_blocks(value, layout), layout, causal)
-    scores = ops.matmul(query_blocks, ops.transpose(key_spans, [0, 3, 1, 4, 2]))
-    key_ok = neighbor_spans(to_blocks(local_key_mask, layout), layout, causal)
-    scores = [ops.cast(scores, "float32")]
-    biases = [mask_bias(band_mask(block, window, causal), key_ok[:, None, :, None, :])]
-
+    num_global, global_parts = 0, (None, None, None)
     if global_keys is not None:
         keys, values, slot_mask, positions = global_keys
+        num_global = ops.shape(keys)[1]
+        # Heads first, then one copy per dilation row (transposing after the
+        # repeat exports wrongly through tf2onnx).
+        keys, values = (ops.transpose(t, [0, 2, 1, 3]) for t in (keys, values))
         keys, values, slot_mask, positions = (
             ops.repeat(t, dilation, axis=0) if dilation > 1 else t
             for t in (keys, values, slot_mask, positions)
         )
-        flat_queries = ops.reshape(query_blocks, [rows, heads, -1, head_dim])
-        global_scores = ops.matmul(flat_queries, ops.transpose(keys, [0, 2, 3, 1]))
-        global_scores = ops.reshape(
-            global_scores, [rows, heads, num_blocks, block, -1]
-        )
-        global_ok = [slot_mask[:, None, None, None, :]]
+        global_parts = (keys, values, slot_mask)
+    indices = span_indices(layout, num_global)
+
+    def spans(x, global_part):
+        flat = flat_sequence(to_heads(x, layout), layout, 2, global_part)
+        return ops.take(flat, indices, axis=2)  # [R, n, nb, span + G, H]
+
+    query_blocks = ops.reshape(
+        to_heads(query, layout), [rows, heads, num_blocks, block, head_dim]
+    )
+    scores = ops.einsum(
+        "rnkqh,rnksh->rnkqs", query_blocks, spans(key, global_parts[0])
+    )
+
+    key_ok = ops.take(
+        flat_sequence(to_rows(local_key_mask, layout), layout, 1, global_parts[2]),
+        indices,
+        axis=1,
+    )  # [R, nb, span + G]
+    in_band = band_mask(block, window, causal, layout.halo)  # [block, span]
+    conditions = [key_ok[:, :, None, :]]
+    if global_keys is None:
+        conditions.append(in_band)
+    else:
+        everyone = ops.ones((block, num_global), "bool")
+        conditions.append(ops.concatenate([in_band, everyone], axis=1))
         if causal:
-            query_positions = to_blocks(
-                ops.broadcast_to(
-                    ops.arange(length, dtype="int32")[None, :],
-                    [batch_size, length],
+            query_positions = ops.reshape(
+                to_rows(
+                    ops.broadcast_to(
+                        ops.arange(length, dtype="int32")[None, :], [batch_size, length]
+                    ),
+                    layout,
                 ),
-                layout,
+                [rows, num_blocks, block, 1],
             )
-            global_ok.append(
-                not_after(
-                    query_positions[:, None, :, :, None],
-                    positions[:, None, None, None, :],
-                ),
+            global_ok = not_after(query_positions, positions[:, None, None, :])
+            conditions.append(
+                ops.concatenate(
+                    [ops.ones([rows, num_blocks, block, layout.span], "bool"), global_ok],
+                    axis=-1,
+                )
             )
-        scores.append(ops.cast(global_scores, "float32"))
-        biases.append(mask_bias(*global_ok))
-
-    probs = masked_softmax(scores, biases)
+    bias = mask_bias(*conditions)  # [R, nb, block, span + G]
+    probs = ops.softmax(ops.cast(scores, "float32") + bias[:, None], axis=-1)
     if dropout_fn is not None:
-        probs = [dropout_fn(p) for p in probs]
-    probs = [ops.cast(p, value.dtype) for p in probs]
-
-    output = ops.matmul(probs[0], ops.transpose(value_spans, [0, 3, 1, 2, 4]))
-    if global_keys is not None:
-        flat_probs = ops.reshape(probs[1], [rows, heads, -1, ops.shape(values)[1]])
-        global_output = ops.matmul(flat_probs, ops.transpose(values, [0, 2, 1, 3]))
-        output = output + ops.reshape(
-            global_output, [rows, heads, num_blocks, block, head_dim]
-        )
-    output = ops.transpose(output, [0, 2, 3, 1, 4])
-    return from_blocks(output, layout)
+        probs = dropout_fn(probs)
+    output = ops.einsum(
+        "rnkqs,rnksh->rnkqh",
+        ops.cast(probs, value.dtype),
+        spans(value, global_parts[1]),
+    )
+    output = ops.reshape(output, [rows, heads, num_blocks * block, head_dim])
+    return from_heads(output, layout)
 
 
 # Large enough that exp(MASK_VALUE + score - row max) is exactly 0 in float32
