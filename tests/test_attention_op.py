@@ -390,3 +390,69 @@ def test_65536_tokens_run_in_linear_memory():
     assert finite == "True"
     assert float(error) <= FLOAT32_ATOL
     assert float(peak_gb) < 4.0, f"peak memory {peak_gb} GiB"
+
+
+@pytest.mark.backends
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        (dict(scale=0), "Received: scale=0"),
+        (dict(scale=-0.5), "Received: scale=-0.5"),
+        (dict(scale="big"), "Received: scale='big'"),
+        (dict(scale=float("inf")), "Received: scale=inf"),
+        (dict(padding_mask=np.full((BATCH, 6), 0.5, "float32")), "padding_mask with the value 0.5"),
+        (dict(global_mask=np.array([[1, 0, np.nan, 0, 0, 0]] * BATCH, "float32")), "global_mask with the value nan"),
+    ],
+)
+def test_bad_scale_and_mask_values_are_named(kwargs, message):
+    q, k, v, *_ = random_inputs(np.random.default_rng(0), 6)
+    with pytest.raises(ValueError, match=message.replace("(", r"\(")):
+        longformer_attention(q, k, v, window=1, **kwargs)
+
+
+@pytest.mark.backends
+def test_float_masks_of_zeros_and_ones_are_masks():
+    q, k, v, *_ = random_inputs(np.random.default_rng(0), 6)
+    padding = padding_pattern("right", BATCH, 6)
+    glob = global_pattern("first", BATCH, 6)
+    as_float = longformer_attention(
+        q, k, v, window=1, padding_mask=padding.astype("float32"), global_mask=glob.astype("float32")
+    )
+    as_bool = longformer_attention(q, k, v, window=1, padding_mask=padding, global_mask=glob)
+    np.testing.assert_array_equal(np.asarray(as_float), np.asarray(as_bool))
+
+
+@pytest.mark.backends
+@pytest.mark.parametrize("name", ["key", "value", "global_query", "global_key", "global_value"])
+def test_mixed_dtypes_are_named(name):
+    q, k, v, gq, gk, gv = random_inputs(np.random.default_rng(0), 6)
+    tensors = dict(key=k, value=v, global_query=gq, global_key=gk, global_value=gv)
+    tensors[name] = tensors[name].astype("float16")
+    with pytest.raises(ValueError, match=f"Received: {name}.dtype=float16"):
+        longformer_attention(q, window=1, **tensors)
+
+
+@pytest.mark.backends
+def test_length_zero_is_named():
+    empty = np.zeros((BATCH, 0, HEADS, HEAD_DIM), "float32")
+    with pytest.raises(ValueError, match="at least one token"):
+        longformer_attention(empty, empty, empty, window=1)
+
+
+@pytest.mark.backends
+@pytest.mark.parametrize("causal, dilation", [(False, 1), (True, 1), (False, [1, 2, 3]), (True, [2, 1, 3])])
+def test_all_padding_rows_are_zero_never_nan(causal, dilation):
+    q, k, v, *_ = random_inputs(np.random.default_rng(0), 9)
+    padding = np.ones((BATCH, 9), bool)
+    padding[1] = False  # a row with no real token at all
+    glob = global_pattern("first", BATCH, 9)
+    out = np.asarray(
+        longformer_attention(
+            q, k, v, window=2, dilation=dilation, causal=causal, padding_mask=padding, global_mask=glob
+        )
+    )
+    assert np.all(out[1] == 0.0)
+    expected = longformer_attention_reference(
+        q, k, v, window=2, dilation=dilation, causal=causal, padding_mask=padding, global_mask=glob
+    )
+    assert max_abs_error(out, expected) <= FLOAT32_ATOL

@@ -8,6 +8,7 @@ from keras import ops
 
 from keras_longformer.arguments import check_bool, check_dilation, check_int
 from keras_longformer.ops import global_tokens
+from keras_longformer.ops import input_checks
 from keras_longformer.ops.masks import as_bool_mask, not_after
 from keras_longformer.ops.windowed import mask_bias, masked_softmax, windowed_attention
 
@@ -93,6 +94,9 @@ def longformer_attention(
       2020](https://arxiv.org/abs/2004.05150)
     """
     global_tokens.check_max_global_tokens(max_global_tokens)
+    scale = input_checks.check_scale(scale)
+    input_checks.check_mask_values("padding_mask", padding_mask)
+    input_checks.check_mask_values("global_mask", global_mask)
     global_tokens.check_global_tokens(global_mask, padding_mask, max_global_tokens)
     arrays = (query, key, value, padding_mask, global_mask, global_query, global_key, global_value)
     if dropout_fn is None and _eager_on_jax(arrays):
@@ -100,6 +104,7 @@ def longformer_attention(
         return _compiled_on_jax(*static)(*arrays)
     query, key, value = (ops.convert_to_tensor(t) for t in (query, key, value))
     heads, head_dim = _check_inputs(query, key, value, window, causal)
+    input_checks.check_not_empty(query)
     dilations = _per_head_dilation(dilation, heads)
     if scale is None:
         scale = 1.0 / math.sqrt(head_dim)
@@ -117,6 +122,11 @@ def longformer_attention(
         ("global_value", global_value),
     ):
         _check_same_shape(name, tensor, query)
+    input_checks.check_same_dtype(
+        {"key": key, "value": value, "global_query": global_query,
+         "global_key": global_key, "global_value": global_value},
+        query,
+    )
 
     batch_size, length = ops.shape(query)[0], ops.shape(query)[1]
     padding_mask = as_bool_mask(
