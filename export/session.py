@@ -9,15 +9,36 @@ logger = logging.getLogger("keras_longformer.export")
 CUDA = "CUDAExecutionProvider"
 CPU = "CPUExecutionProvider"
 _PROVIDERS = ("auto", "cuda", "cpu")
+# onnxruntime's severities: 0 verbose, 1 info, 2 warning, 3 error, 4 fatal.
+_WARNING = 2
+_ERROR = 3
 
 
 class ProviderUnavailableError(RuntimeError):
     """The execution provider asked for cannot be created on this machine."""
 
 
-def _ort():
-    import onnxruntime
+_ORT_INSTALL = (
+    "install exactly one of `onnxruntime` (CPU; any platform) or `onnxruntime-gpu` "
+    "(CUDA; Linux x86_64, Windows): both provide the one `onnxruntime` module"
+)
 
+
+def _ort():
+    try:
+        import onnxruntime
+    except ImportError as error:
+        raise ImportError(
+            f"onnxruntime cannot be imported ({error}); {_ORT_INSTALL}."
+        ) from None
+    if not hasattr(onnxruntime, "InferenceSession"):
+        # What is left when one of the two packages was removed after both
+        # were installed over each other.
+        raise ImportError(
+            f"onnxruntime at {next(iter(getattr(onnxruntime, '__path__', [])), '?')} is incomplete "
+            f"(onnxruntime and onnxruntime-gpu installed over each other?); uninstall "
+            f"both, then {_ORT_INSTALL}."
+        )
     return onnxruntime
 
 
@@ -93,6 +114,14 @@ def onnx_session(path, provider="auto", *, session_options=None, cuda_options=No
     Returns:
         An `onnxruntime.InferenceSession`. The provider actually obtained is
         checked with `session.get_providers()`, never assumed.
+
+    Raises:
+        FileNotFoundError: no file at `path`, or the external data file it
+            keeps its weights in is missing (named).
+        ProviderUnavailableError: `provider="cuda"` and CUDA cannot be had.
+
+    CUDA sessions log onnxruntime's warnings (which nodes it placed on the
+    CPU, for one); onnxruntime's global log level is never changed.
     """
     if provider not in _PROVIDERS:
         raise ValueError(
@@ -101,28 +130,24 @@ def onnx_session(path, provider="auto", *, session_options=None, cuda_options=No
     path = os.fspath(path)
     if not os.path.isfile(path):
         raise FileNotFoundError(f"No ONNX file at {path!r}")
-    ort = _ort()
     if provider == "cpu":
-        return ort.InferenceSession(
-            path, sess_options=session_options or _session_options(3), providers=[CPU]
-        )
+        return _create(path, session_options or _session_options(_ERROR), [CPU])
 
     reason = cuda_unavailable_reason()
     session = None
     if reason is None:
         try:
-            # Keep onnxruntime's own multi-line provider errors out of the
-            # output: the outcome is checked below and reported in one line.
-            ort.set_default_logger_severity(4)
-            session = ort.InferenceSession(
+            # Warnings stay on: onnxruntime says there which nodes it left on
+            # the CPU. The global onnxruntime log level is the user's: untouched.
+            session = _create(
                 path,
-                sess_options=session_options or _session_options(4),
-                providers=[(CUDA, {k: str(v) for k, v in (cuda_options or {}).items()}), CPU],
+                session_options or _session_options(_WARNING),
+                [(CUDA, {k: str(v) for k, v in (cuda_options or {}).items()}), CPU],
             )
+        except FileNotFoundError:
+            raise
         except Exception as error:  # onnxruntime raises plain RuntimeErrors
             reason = f"creating a CUDA session failed: {_first_line(error)}"
-        finally:
-            ort.set_default_logger_severity(2)  # onnxruntime's default (warning)
         if session is not None and session.get_providers()[0] != CUDA:
             reason = (
                 "onnxruntime did not create the CUDA provider (no usable GPU or "
@@ -134,8 +159,32 @@ def onnx_session(path, provider="auto", *, session_options=None, cuda_options=No
     if provider == "cuda":
         raise ProviderUnavailableError(f"CUDA is not available: {reason}")
     logger.warning("onnxruntime runs on CPU: %s", reason)
-    return ort.InferenceSession(
-        path, sess_options=session_options or _session_options(3), providers=[CPU]
+    return _create(path, session_options or _session_options(_ERROR), [CPU])
+
+
+def _create(path, options, providers):
+    """`onnxruntime.InferenceSession`, with a missing external data file named."""
+    try:
+        return _ort().InferenceSession(path, sess_options=options, providers=providers)
+    except Exception:
+        missing = _missing_external_data(path)
+        if missing:
+            raise FileNotFoundError(
+                f"{path!r} keeps its weights in {missing[0]!r}, which is missing "
+                "(copy the .onnx file together with its .data file)"
+            ) from None
+        raise
+
+
+def _missing_external_data(path):
+    """External data files `path` references that do not exist beside it."""
+    from keras_longformer.export.files import external_locations
+
+    directory = os.path.dirname(os.path.abspath(path))
+    return sorted(
+        os.path.join(directory, location)
+        for location in external_locations(path)
+        if not os.path.isfile(os.path.join(directory, location))
     )
 
 

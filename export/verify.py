@@ -1,4 +1,4 @@
-"""Parity sweep: Keras against onnxruntime across lengths and global patterns.
+"""Parity sweep: the float32 Keras model against onnxruntime, across lengths and global patterns.
 
 An export is only trusted once it has been run: tf2onnx continues past ops
 it cannot convert, and a graph that is exact at one length can be wrong at
@@ -7,6 +7,11 @@ is not a multiple of the block). So every export is run by onnxruntime and
 compared with Keras on the same inputs at lengths around every block
 boundary of every attention layer, with no, first, middle and many global
 tokens, in batches whose rows have different padding.
+
+How close is close enough depends on the precision (`CRITERIA`): a float32
+file must match to 1e-4; float16 and int8 files are compared with the
+float32 model relative to each output's scale (its largest magnitude), and
+int8 logits must also pick the same class.
 """
 
 import dataclasses
@@ -14,23 +19,67 @@ import time
 
 import numpy as np
 
-# Max absolute error allowed against Keras, per output dtype.
-TOLERANCES = {"float32": 1e-4, "float64": 1e-4, "float16": 1e-2, "bfloat16": 5e-2}
-PATTERNS = ("none", "first", "middle", "many")
-# Rows of a verification batch: real lengths L, L - 1 and about L / 2.
-BATCH_SIZE = 3
-# The length the model is called at when it has never been called.
-TRACE_LENGTH = 8
+# The sweep's inputs and model description live in their own modules;
+# their names stay importable from here.
+from keras_longformer.export.inputs import BATCH_SIZE  # noqa: F401
+from keras_longformer.export.inputs import PATTERNS
+from keras_longformer.export.inputs import TRACE_LENGTH  # noqa: F401
+from keras_longformer.export.inputs import default_lengths  # noqa: F401
+from keras_longformer.export.inputs import global_positions  # noqa: F401
+from keras_longformer.export.inputs import input_role
+from keras_longformer.export.inputs import make_inputs
+from keras_longformer.export.inputs import real_lengths  # noqa: F401
+from keras_longformer.export.model_info import ModelInfo  # noqa: F401
+from keras_longformer.export.model_info import describe_model  # noqa: F401
 
-_TOKEN_NAMES = ("token_ids", "input_ids", "token", "word_ids")
-_PAD_KEYS = ("pad_token_id", "padding_idx", "pad_id", "padding_id")
-_VOCAB_KEYS = ("vocabulary_size", "vocab_size")
-_MAX_LENGTH_KEYS = ("max_sequence_length",)
+# Max absolute error of a float32 export against Keras, per output dtype.
+TOLERANCES = {"float32": 1e-4, "float64": 1e-4, "float16": 1e-2, "bfloat16": 5e-2}
+
+
+@dataclasses.dataclass(frozen=True)
+class Criterion:
+    """How close an export's outputs must be to the float32 Keras model.
+
+    Attributes:
+        name: the precision it is for.
+        relative: None to bound the max absolute error by `TOLERANCES`
+            (per output dtype); else the bound on max absolute error
+            divided by the output's scale (the reference's largest
+            magnitude).
+        argmax: None, or the smallest share of positions where every
+            `*logits` output picks the same class as Keras.
+    """
+
+    name: str
+    relative: float = None
+    argmax: float = None
+
+    def __str__(self):
+        if self.relative is None:
+            return f"{self.name}: max abs error <= {TOLERANCES['float32']:g}"
+        text = f"{self.name}: max abs error <= {self.relative:g} x each output's scale"
+        if self.argmax is not None:
+            text += f", logits argmax agreement >= {self.argmax:g}"
+        return text
+
+
+CRITERIA = {
+    "float32": Criterion("float32"),
+    "float16": Criterion("float16", relative=1e-2),
+    "int8": Criterion("int8", relative=1e-1, argmax=0.9),
+}
 
 
 @dataclasses.dataclass
 class VerificationRow:
-    """One checked case: a batch at `length` with a global `pattern`."""
+    """One checked case: a batch at `length` with a global `pattern`.
+
+    `max_abs_error` and `relative_error` are the worst over the outputs
+    (`worst_output` names the one that failed, or the worst); NaN counts as
+    the worst error of all. `tolerance` bounds the absolute error (float32)
+    or the relative one (`relative=True`). `argmax_agreement` is the
+    smallest share of agreeing `*logits` positions, None without logits.
+    """
 
     length: int
     pattern: str
@@ -38,202 +87,19 @@ class VerificationRow:
     ort_seconds: float
     tolerance: float
     worst_output: str = ""
+    relative_error: float = 0.0
+    relative: bool = False
+    argmax_agreement: float = None
+    argmax_minimum: float = None
 
     @property
     def ok(self):
-        return bool(np.isfinite(self.max_abs_error)) and self.max_abs_error <= self.tolerance
-
-
-@dataclasses.dataclass
-class ModelInfo:
-    """What the sweep needs to know about a model, inferred from its layers."""
-
-    windows: list  # [(window, dilation), ...] of every LongformerSelfAttention
-    vocabulary_size: int = None
-    pad_token_id: int = None
-    max_sequence_length: int = None
-
-
-def describe_model(model):
-    """Windows, vocabulary size, pad id and maximum length of `model`."""
-    from keras_longformer.layers import LongformerSelfAttention
-
-    layers = list(_all_layers(model))
-    windows = []
-    for layer in layers:
-        if isinstance(layer, LongformerSelfAttention):
-            dilations = layer.dilation if isinstance(layer.dilation, (list, tuple)) else [layer.dilation]
-            for dilation in sorted(set(int(d) for d in dilations)):
-                if (layer.window, dilation) not in windows:
-                    windows.append((layer.window, dilation))
-    configs = [_safe_config(model)] + [_safe_config(layer) for layer in layers]
-    return ModelInfo(
-        windows=windows,
-        vocabulary_size=_vocabulary_size(model, layers, configs),
-        pad_token_id=_first_int(configs, _PAD_KEYS),
-        max_sequence_length=_first_int(configs, _MAX_LENGTH_KEYS),
-    )
-
-
-def _all_layers(model):
-    try:
-        return model._flatten_layers(include_self=False, recursive=True)
-    except AttributeError:  # not a Keras layer tree
-        return []
-
-
-def _safe_config(layer):
-    try:
-        config = layer.get_config()
-    except Exception:  # subclassed models may not implement get_config
-        return {}
-    return config if isinstance(config, dict) else {}
-
-
-def _first_int(configs, keys):
-    for config in configs:
-        for key in keys:
-            value = config.get(key)
-            if isinstance(value, int) and not isinstance(value, bool):
-                return value
-    return None
-
-
-def _vocabulary_size(model, layers, configs):
-    import keras
-
-    from_config = _first_int(configs, _VOCAB_KEYS)
-    if from_config:
-        return from_config
-    embeddings = [layer for layer in layers if isinstance(layer, keras.layers.Embedding)]
-    named = [
-        layer
-        for layer in embeddings
-        if any(word in layer.name.lower() for word in ("token", "word"))
-        and "type" not in layer.name.lower()
-    ]
-    if named:
-        return min(int(layer.input_dim) for layer in named)
-    sizes = [int(layer.input_dim) for layer in embeddings if layer.input_dim >= 3]
-    # Ids below the smallest embedding are in range whichever one reads them.
-    return min(sizes) if sizes else None
-
-
-# ---------------------------------------------------------------------------
-# Lengths and inputs
-# ---------------------------------------------------------------------------
-
-
-def default_lengths(info, traced_length=TRACE_LENGTH):
-    """1, 2, window - 1, window, window + 1 of every attention layer (and
-    window * dilation +- 1 for dilated heads), a length longer than the
-    traced one, and a long one, capped at the model's maximum length."""
-    lengths = {1, 2}
-    spans = []
-    for window, dilation in info.windows:
-        for size in {max(window, 1), max(window, 1) * dilation}:
-            lengths.update({size - 1, size, size + 1})
-            spans.append(size)
-    widest = max(spans, default=traced_length)
-    lengths.add(max(traced_length, 2 * widest) + 3)  # longer than traced, two blocks and a bit
-    lengths.add(max(8 * widest + 5, 133))  # a long one, not a multiple of any block
-    if info.max_sequence_length:
-        lengths = {min(length, info.max_sequence_length) for length in lengths}
-    return sorted(length for length in lengths if length >= 1)
-
-
-def real_lengths(length, batch_size=BATCH_SIZE):
-    """Real (unpadded) lengths of the rows of a verification batch."""
-    rows = [length, max(1, length - 1), max(1, (length + 1) // 2)]
-    return (rows * batch_size)[:batch_size]
-
-
-def global_positions(pattern, real_length):
-    """Positions of global tokens in a row with `real_length` real tokens."""
-    if pattern == "none":
-        return []
-    if pattern == "first":
-        return [0]
-    if pattern == "middle":
-        return [real_length // 2]
-    if pattern == "many":
-        step = max(1, real_length // 5)
-        return sorted(set(range(0, real_length, step)) | {real_length - 1})
-    raise ValueError(f"Unknown global pattern {pattern!r}; expected one of {PATTERNS}")
-
-
-def input_role(name, dtype):
-    """'token_ids', 'padding_mask', 'global_mask', 'ids' (other ints) or 'float'."""
-    lowered = name.lower()
-    if "global" in lowered:
-        return "global_mask"
-    if "padding_mask" in lowered or "attention_mask" in lowered or lowered == "mask":
-        return "padding_mask"
-    if "bool" in str(dtype):
-        return "padding_mask"
-    if "int" in str(dtype):
-        if any(word in lowered for word in _TOKEN_NAMES):
-            return "token_ids"
-        return "ids"
-    return "float"
-
-
-def make_inputs(specs, length, pattern, info, *, rng, batch_size=BATCH_SIZE):
-    """Numpy inputs for `specs` (name -> (shape, dtype)): a batch of rows with
-    different padding and the global `pattern` among each row's real tokens."""
-    rows = real_lengths(length, batch_size)
-    padding = np.zeros((batch_size, length), bool)
-    global_mask = np.zeros((batch_size, length), bool)
-    for row, real in enumerate(rows):
-        padding[row, :real] = True
-        global_mask[row, global_positions(pattern, real)] = True
-    if pattern == "many" and length > rows[-1]:
-        # A global flag on a padded token must be ignored.
-        global_mask[-1, length - 1] = True
-    inputs = {}
-    for name, (shape, dtype) in specs.items():
-        role = input_role(name, dtype)
-        full_shape = _concrete_shape(name, shape, batch_size, length)
-        if role in ("padding_mask", "global_mask"):
-            mask = padding if role == "padding_mask" else global_mask
-            inputs[name] = mask.astype(dtype) if "bool" not in str(dtype) else mask
-        elif role == "token_ids":
-            inputs[name] = _token_ids(full_shape, padding, info, rng).astype(dtype)
-        elif role == "ids":
-            inputs[name] = np.zeros(full_shape, dtype)
-        else:
-            inputs[name] = rng.standard_normal(full_shape).astype(dtype)
-    return inputs
-
-
-def _concrete_shape(name, shape, batch_size, length):
-    concrete = []
-    for axis, dim in enumerate(shape):
-        if dim is None:
-            if axis > 1:
-                raise ValueError(
-                    f"Cannot make verification inputs for {name!r}: only the batch and "
-                    f"sequence axes may be dynamic. Received: shape={tuple(shape)}"
-                )
-            dim = batch_size if axis == 0 else length
-        concrete.append(int(dim))
-    return tuple(concrete)
-
-
-def _token_ids(shape, padding, info, rng):
-    vocabulary = info.vocabulary_size or 2
-    pad = info.pad_token_id
-    # Real tokens avoid the pad id (and 0 and 1, the usual pad ids, when it
-    # is unknown), where the vocabulary is large enough for that.
-    avoid = {pad} if pad is not None else {0, 1}
-    allowed = np.array([i for i in range(min(vocabulary, 4096)) if i not in avoid])
-    if allowed.size == 0:
-        allowed = np.arange(vocabulary)
-    ids = rng.choice(allowed, size=shape)
-    fill = pad if pad is not None and 0 <= pad < vocabulary else 0
-    if len(shape) == 2:
-        ids = np.where(padding, ids, fill)
-    return ids
+        measured = self.relative_error if self.relative else self.max_abs_error
+        if not (bool(np.isfinite(measured)) and measured <= self.tolerance):
+            return False
+        if self.argmax_minimum is not None and self.argmax_agreement is not None:
+            return self.argmax_agreement >= self.argmax_minimum
+        return True
 
 
 # ---------------------------------------------------------------------------
@@ -242,10 +108,14 @@ def _token_ids(shape, padding, info, rng):
 
 
 def keras_outputs(model, inputs, structure, output_names):
-    """Runs the Keras model on numpy `inputs`; returns name -> numpy array."""
+    """Runs the Keras model on numpy `inputs` (by ONNX input name, cast to
+    the model's dtypes); returns name -> numpy array."""
     from keras import tree
 
-    flat = [inputs[name] for name in structure.input_names]
+    flat = [
+        np.asarray(inputs[structure.onnx_name(name)]).astype(structure.specs[name][1])
+        for name in structure.input_names
+    ]
     outputs = model(tree.pack_sequence_as(structure.inputs_struct, flat), training=False)
     if isinstance(outputs, dict):
         return {name: np.asarray(outputs[name]) for name in output_names}
@@ -253,16 +123,21 @@ def keras_outputs(model, inputs, structure, output_names):
     return {name: np.asarray(value) for name, value in zip(output_names, flat_outputs)}
 
 
-def sweep(model, session, structure, *, lengths, info, progress=False, seed=0):
+def sweep(model, session, structure, *, lengths, info, criterion=None, progress=False, seed=0):
     """Compares `model` and the onnxruntime `session` on every case.
+
+    Args:
+        criterion: a `Criterion` (default: float32's).
 
     Returns a list of `VerificationRow`, one per (length, pattern).
     """
     from tqdm.auto import tqdm
 
+    criterion = criterion or CRITERIA["float32"]
     rng = np.random.default_rng(seed)
+    onnx_specs = structure.onnx_specs
     has_global = any(
-        input_role(name, dtype) == "global_mask" for name, (_, dtype) in structure.specs.items()
+        input_role(name, dtype) == "global_mask" for name, (_, dtype) in onnx_specs.items()
     )
     patterns = PATTERNS if has_global else ("none",)
     cases = [(length, pattern) for length in lengths for pattern in patterns]
@@ -271,33 +146,62 @@ def sweep(model, session, structure, *, lengths, info, progress=False, seed=0):
     bar = tqdm(cases, desc="verifying", unit="case", disable=not progress, leave=False)
     for length, pattern in bar:
         bar.set_postfix_str(f"length={length} globals={pattern}")
-        inputs = make_inputs(structure.specs, length, pattern, info, rng=rng)
+        inputs = make_inputs(onnx_specs, length, pattern, info, rng=rng)
         expected = keras_outputs(model, inputs, structure, structure.output_names)
         start = time.perf_counter()
         actual = session.run(onnx_outputs, inputs)
         seconds = time.perf_counter() - start
-        actual = dict(zip(onnx_outputs, actual))
-        worst, worst_name, tolerance = 0.0, "", None
-        for name in structure.output_names:
-            reference = expected[name]
-            output_tolerance = TOLERANCES.get(str(reference.dtype), 1e-4)
-            tolerance = output_tolerance if tolerance is None else min(tolerance, output_tolerance)
-            error = _max_abs_error(reference, actual.get(name))
-            # NaN counts as the worst error of all.
-            if not np.isnan(worst) and (np.isnan(error) or error > worst):
-                worst, worst_name = error, name
         rows.append(
-            VerificationRow(
-                length=length,
-                pattern=pattern,
-                max_abs_error=worst,
-                ort_seconds=seconds,
-                tolerance=tolerance if tolerance is not None else 1e-4,
-                worst_output=worst_name,
-            )
+            _compare(expected, dict(zip(onnx_outputs, actual)), criterion, length, pattern, seconds)
         )
     bar.close()
     return rows
+
+
+def _compare(expected, actual, criterion, length, pattern, seconds):
+    """One `VerificationRow` from the outputs of both sides."""
+    row = VerificationRow(
+        length=length,
+        pattern=pattern,
+        max_abs_error=0.0,
+        ort_seconds=seconds,
+        tolerance=criterion.relative,
+        relative=criterion.relative is not None,
+        argmax_minimum=criterion.argmax,
+    )
+    failing = None
+    for name, reference in expected.items():
+        error = _max_abs_error(reference, actual.get(name))
+        scale = float(np.max(np.abs(reference))) if reference.size else 0.0
+        relative = error / scale if scale > 0 else (0.0 if error == 0 else float("inf"))
+        if criterion.relative is None:
+            tolerance = TOLERANCES.get(str(reference.dtype), 1e-4)
+            row.tolerance = tolerance if row.tolerance is None else min(row.tolerance, tolerance)
+            fails = not error <= tolerance
+        else:
+            fails = not relative <= criterion.relative
+        if criterion.argmax is not None and name.endswith("logits"):
+            agreement = _argmax_agreement(reference, actual.get(name))
+            if row.argmax_agreement is None or agreement < row.argmax_agreement:
+                row.argmax_agreement = agreement
+            fails = fails or agreement < criterion.argmax
+        row.max_abs_error = _worse(row.max_abs_error, error)
+        row.relative_error = _worse(row.relative_error, relative)
+        if fails and failing is None:
+            failing = name
+        if not row.worst_output or error == row.max_abs_error:
+            row.worst_output = name
+    row.worst_output = failing or row.worst_output
+    if row.tolerance is None:
+        row.tolerance = TOLERANCES["float32"]
+    return row
+
+
+def _worse(a, b):
+    """The larger of two errors, NaN counting as the largest."""
+    if np.isnan(a) or np.isnan(b):
+        return float("nan")
+    return max(a, b)
 
 
 def _max_abs_error(expected, actual):
@@ -315,13 +219,30 @@ def _max_abs_error(expected, actual):
     return float(np.max(difference))
 
 
+def _argmax_agreement(expected, actual):
+    """Share of positions where both pick the same entry of the last axis."""
+    if actual is None or np.shape(actual) != np.shape(expected) or np.ndim(expected) == 0:
+        return 0.0
+    if np.shape(expected)[-1] < 2 or np.size(expected) == 0:
+        return 1.0
+    return float(np.mean(np.argmax(expected, axis=-1) == np.argmax(actual, axis=-1)))
+
+
 def format_rows(rows):
     """The verification rows as a text table."""
-    lines = [f"{'length':>7}  {'globals':<7}  {'max abs error':>13}  {'ort ms':>8}  status"]
+    lines = [
+        f"{'length':>7}  {'globals':<7}  {'max abs error':>13}  {'relative':>9}  "
+        f"{'argmax':>6}  {'ort ms':>8}  status"
+    ]
     for row in rows:
-        status = "ok" if row.ok else f"FAIL (> {row.tolerance:g} in {row.worst_output})"
+        measure = "relative" if row.relative else "abs"
+        status = "ok" if row.ok else f"FAIL ({measure} > {row.tolerance:g} in {row.worst_output})"
+        if not row.ok and row.argmax_minimum is not None and row.argmax_agreement is not None:
+            if row.argmax_agreement < row.argmax_minimum:
+                status = f"FAIL (argmax < {row.argmax_minimum:g} in {row.worst_output})"
+        argmax = "-" if row.argmax_agreement is None else f"{row.argmax_agreement:.3f}"
         lines.append(
             f"{row.length:>7}  {row.pattern:<7}  {row.max_abs_error:>13.3e}  "
-            f"{row.ort_seconds * 1e3:>8.2f}  {status}"
+            f"{row.relative_error:>9.2e}  {argmax:>6}  {row.ort_seconds * 1e3:>8.2f}  {status}"
         )
     return "\n".join(lines)
