@@ -36,6 +36,7 @@ import numpy as np
 CLS, PAD, EOS = 0, 1, 2
 FIRST_MARKER = 3
 FIRST_FILLER = 16
+VOCABULARY_SIZE = 64
 
 
 def parse_args(argv=None):
@@ -157,20 +158,28 @@ def main(argv=None):
     return run(parse_args(argv))
 
 
-def run(args):
-    """Trains, reports, saves and reloads (and exports); returns the exit code.
+def compare(args):
+    """Trains the model with and without global attention on the same data.
 
-    `examples/distributed_training.py` calls it inside a data-parallel scope.
+    The numbers the README states come from here; tests call it with a
+    small `args` (see `parse_args`) and assert them.
+
+    Args:
+        args: the `argparse.Namespace` of `parse_args`.
+
+    Returns:
+        dict with `chance` (1 / classes), `with_global` and
+        `without_global` (test accuracies; the latter None with
+        `--skip-baseline`), `classifier` (the model with global attention),
+        `logits` (its test predictions) and `data` (train and test sets).
     """
     os.environ.setdefault("KERAS_BACKEND", "tensorflow")
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-    import keras
 
-    vocabulary_size = 64
     rng = np.random.default_rng(args.seed)
     data = (
-        make_documents(args.train_size, args.length, args.classes, args.markers, vocabulary_size, rng),
-        make_documents(args.test_size, args.length, args.classes, args.markers, vocabulary_size, rng),
+        make_documents(args.train_size, args.length, args.classes, args.markers, VOCABULARY_SIZE, rng),
+        make_documents(args.test_size, args.length, args.classes, args.markers, VOCABULARY_SIZE, rng),
     )
     reach = args.layers * args.window
     print(
@@ -178,18 +187,34 @@ def run(args):
         f"the label is a marker at least {int(0.8 * args.length) * 3 // 4} tokens from <s>; "
         f"without global attention <s> sees {reach} tokens."
     )
-
-    classifier, logits, accuracy = train_and_evaluate(args, data, True, vocabulary_size)
+    classifier, logits, accuracy = train_and_evaluate(args, data, True, VOCABULARY_SIZE)
     baseline = None
     if not args.skip_baseline:
-        _, _, baseline = train_and_evaluate(args, data, False, vocabulary_size)
+        _, _, baseline = train_and_evaluate(args, data, False, VOCABULARY_SIZE)
+    return {
+        "chance": 1.0 / args.classes,
+        "with_global": accuracy,
+        "without_global": baseline,
+        "classifier": classifier,
+        "logits": logits,
+        "data": data,
+    }
 
-    chance = 1.0 / args.classes
+
+def run(args):
+    """Trains, reports, saves and reloads (and exports); returns the exit code.
+
+    `examples/distributed_training.py` calls it inside a data-parallel scope.
+    """
+    result = compare(args)
+    import keras
+
+    classifier, logits, data = result["classifier"], result["logits"], result["data"]
     print("\n=== Result ===")
-    print(f"chance:                      {chance:.3f}")
-    print(f"with global attention:       {accuracy:.3f}")
-    if baseline is not None:
-        print(f"without global attention:    {baseline:.3f}")
+    print(f"chance:                      {result['chance']:.3f}")
+    print(f"with global attention:       {result['with_global']:.3f}")
+    if result["without_global"] is not None:
+        print(f"without global attention:    {result['without_global']:.3f}")
 
     output = args.output or os.path.join(tempfile.mkdtemp(), "long_document_classifier.keras")
     classifier.save(output)

@@ -1,13 +1,25 @@
-"""The model examples run end to end (tiny `--quick` versions)."""
+"""The model examples run end to end (tiny `--quick` versions).
 
+Their published numbers are asserted in tests/test_claims.py.
+"""
+
+import importlib.util
 import os
-import re
 import subprocess
 import sys
 
 import numpy as np
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def load_example(name):
+    spec = importlib.util.spec_from_file_location(
+        name, os.path.join(ROOT, "examples", f"{name}.py")
+    )
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def run_example(name, *args, timeout=300):
@@ -27,17 +39,43 @@ def test_long_document_classification_quick(tmp_path):
     """The README's first command, small: train, save, reload, export, verify."""
     output = tmp_path / "classifier.keras"
     onnx_path = tmp_path / "classifier.onnx"
+    # The comparison with a model without global attention (and its numbers)
+    # is held by tests/test_claims.py; here the path a user runs end to end.
     stdout = run_example(
-        "long_document_classification.py", "--quick", "--output", str(output),
+        "long_document_classification.py", "--quick", "--skip-baseline", "--output", str(output),
         "--export", str(onnx_path),
     )
     assert "with global attention:" in stdout
-    assert "without global attention:" in stdout
+    assert "without global attention:" not in stdout
     assert "reloaded predictions identical: True" in stdout
-    assert output.is_file()
-    assert onnx_path.is_file()
-    cases, ok = re.search(r"verification: (\d+) cases, (\d+) ok", stdout).groups()
-    assert cases == ok
+    # The written files themselves, compared directly (not through the
+    # exporter's own report): onnxruntime against Keras on new documents,
+    # at lengths the export never traced.
+    import keras
+    import onnxruntime
+
+    import keras_longformer  # noqa: F401  (registers the classes the file names)
+
+    model = keras.models.load_model(output)
+    session = onnxruntime.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
+    example = load_example("long_document_classification")
+    rng = np.random.default_rng(7)
+    for length in (70, 301):
+        ids, padding, _ = example.make_documents(
+            3, length, 4, 8, example.VOCABULARY_SIZE, rng
+        )
+        features = example.features(ids, padding, use_global=True)
+        feeds = {
+            value.name: np.asarray(features[value.name]).astype(
+                "bool" if value.type == "tensor(bool)" else "int32"
+            )
+            for value in session.get_inputs()
+        }
+        (ort_logits,) = session.run(None, feeds)
+        keras_logits = np.asarray(model(features))
+        error = float(np.abs(ort_logits - keras_logits).max())
+        print(f"length {length}: onnxruntime vs Keras max abs error {error:.2e}")
+        assert error <= 1e-4
 
 
 def test_long_document_classification_rejects_a_missing_directory_first(tmp_path):
@@ -48,28 +86,3 @@ def test_long_document_classification_rejects_a_missing_directory_first(tmp_path
     )
     assert result.returncode == 2
     assert "--export: the directory of" in result.stderr
-
-
-def generated_text(path, characters=12_000, seed=0):
-    """Sentences from a tiny grammar: learnable structure, no download."""
-    rng = np.random.default_rng(seed)
-    subjects = ["the cat", "a dog", "my friend", "the old man", "she"]
-    verbs = ["sees", "likes", "follows", "draws", "remembers"]
-    objects = ["the river", "a red house", "the long road", "his book", "the moon"]
-    sentences = []
-    while sum(len(s) for s in sentences) < characters:
-        sentences.append(
-            f"{rng.choice(subjects)} {rng.choice(verbs)} {rng.choice(objects)}. "
-        )
-    path.write_text("".join(sentences).capitalize(), encoding="utf-8")
-    return str(path)
-
-
-def test_char_lm_quick(tmp_path):
-    text_file = generated_text(tmp_path / "text.txt")
-    stdout = run_example("char_lm.py", "--text-file", text_file, "--quick")
-    bpc = float(re.search(r"held-out bits per character: ([0-9.]+)", stdout).group(1))
-    uniform = float(re.search(r"uniform: ([0-9.]+)", stdout).group(1))
-    assert np.isfinite(bpc)
-    # Even 20 steps learn the character distribution.
-    assert bpc < uniform, stdout
