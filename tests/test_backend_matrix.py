@@ -24,6 +24,8 @@ PORTABLE_TEST_FILES = [
     "test_global_tokens.py",
     "test_models.py",
     "test_convert_huggingface.py",
+    "test_keras_layer_suite.py",
+    "test_bad_inputs.py",
 ]
 VOCAB, PAD, LENGTH, BATCH = 40, 1, 30, 4
 

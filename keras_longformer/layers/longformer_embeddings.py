@@ -1,9 +1,11 @@
 import keras
+import numpy as np
 from keras import ops
 
 from keras_longformer.arguments import check_int
 from keras_longformer.arguments import check_rate
 from keras_longformer.layers._initializers import clone_initializer
+from keras_longformer.ops.global_tokens import concrete_value
 
 
 @keras.saving.register_keras_serializable(package="keras_longformer")
@@ -148,6 +150,7 @@ class LongformerEmbeddings(keras.layers.Layer):
                 "extend the model with "
                 "`keras_longformer.models.extend_position_embeddings`."
             )
+        self._check_token_ids(token_ids)
         if length is None:
             length = ops.shape(token_ids)[1]
         position_ids = self.position_ids(token_ids)
@@ -170,7 +173,34 @@ class LongformerEmbeddings(keras.layers.Layer):
             + ops.cast(token_type, tokens.dtype)
         )
         embeddings = self.layer_norm(embeddings)
+        embeddings = self._poison_unknown_ids(token_ids, embeddings)
         return self.dropout_layer(embeddings, training=training)
+
+    def _check_token_ids(self, token_ids):
+        """Ids outside `[0, vocabulary_size)` are a named error when concrete."""
+        ids = concrete_value(token_ids)
+        if ids is None or ids.size == 0:
+            return
+        bad = (ids < 0) | (ids >= self.vocabulary_size)
+        if bad.any():
+            raise ValueError(
+                f"`token_ids` must be in [0, vocabulary_size={self.vocabulary_size}). "
+                f"Received: the id {int(ids[bad].flat[0])} at position "
+                f"{tuple(int(i) for i in np.argwhere(bad)[0])}"
+            )
+
+    def _poison_unknown_ids(self, token_ids, embeddings):
+        """NaN where an id is outside the vocabulary (only reachable in a trace).
+
+        Backends differ on an out-of-range lookup (an error, a clamped row,
+        zeros on some devices); NaN makes every one of them visibly wrong.
+        """
+        unknown = ops.logical_or(
+            ops.less(token_ids, 0), ops.greater_equal(token_ids, self.vocabulary_size)
+        )
+        return ops.where(
+            unknown[:, :, None], ops.full((), float("nan"), embeddings.dtype), embeddings
+        )
 
     def compute_output_shape(self, token_ids_shape):
         return tuple(token_ids_shape) + (self.hidden_dim,)
