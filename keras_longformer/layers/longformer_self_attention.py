@@ -7,7 +7,9 @@ from keras_longformer.arguments import check_int
 from keras_longformer.arguments import check_rate
 from keras_longformer.layers._initializers import clone_initializer
 from keras_longformer.ops import global_tokens
+from keras_longformer.ops.attention import GlobalSlots
 from keras_longformer.ops.attention import longformer_attention
+from keras_longformer.ops.masks import as_bool_mask
 
 
 @keras.saving.register_keras_serializable(package="keras_longformer")
@@ -151,7 +153,7 @@ class LongformerSelfAttention(keras.layers.Layer):
         global_inputs = {}
         if self.global_projections and global_mask is not None:
             global_inputs = dict(
-                global_query=self._global_query_dense(hidden_states),
+                global_query=self._global_queries(hidden_states, padding_mask, global_mask),
                 global_key=self._global_key_dense(hidden_states),
                 global_value=self._global_value_dense(hidden_states),
             )
@@ -172,6 +174,24 @@ class LongformerSelfAttention(keras.layers.Layer):
             **global_inputs,
         )
         return self._output_dense(attended)
+
+    def _global_queries(self, hidden_states, padding_mask, global_mask):
+        """`[B, T, N, H]` global queries, projected on the global rows only.
+
+        The op reads `global_query` on global rows only, so the other rows
+        stay zero: `G x D x D` work instead of one more `T x D x D`
+        projection. Rows are picked and put back with the op's own
+        `GlobalSlots` (one-hot matmuls, exact in every dtype).
+        """
+        batch_size, length = ops.shape(hidden_states)[0], ops.shape(hidden_states)[1]
+        is_global = as_bool_mask(global_mask, batch_size, length, False, "global_mask")
+        if padding_mask is not None:
+            is_global = ops.logical_and(
+                is_global, as_bool_mask(padding_mask, batch_size, length, True, "padding_mask")
+            )
+        slots = GlobalSlots(is_global, self.max_global_tokens)
+        rows = slots.gather(ops.expand_dims(hidden_states, 2))  # [B, G, 1, D]
+        return slots.scatter(self._global_query_dense(ops.squeeze(rows, 2)))
 
     def _check_mask_shapes(self, hidden_states, padding_mask, global_mask):
         if len(hidden_states.shape) != 3:
