@@ -55,7 +55,7 @@ def check_mask_values(name, mask):
     """
     if mask is None:
         return
-    dtype = str(getattr(mask, "dtype", np.asarray(mask).dtype))
+    dtype = str(mask.dtype if hasattr(mask, "dtype") else np.asarray(mask).dtype)
     if "float" not in dtype:
         return
     values = concrete_value(mask)
