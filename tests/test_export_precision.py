@@ -1,0 +1,309 @@
+"""float16 and int8 exports against the float32 Keras model, and Hugging Face
+input names fed straight from a Hugging Face tokenizer.
+
+Each comparison here runs the file in onnxruntime and Keras itself; the
+export's own report is not trusted for it.
+"""
+
+import collections
+import copy
+
+import keras
+import numpy as np
+import onnx
+import pytest
+
+import export_fixtures as fx
+import keras_longformer.models as models
+from keras_longformer.export import ExportError
+from keras_longformer.export import export_onnx
+from keras_longformer.export import onnx_session
+from keras_longformer.export import read_metadata
+from keras_longformer.export import conversion as conversion_lib
+
+VOCABULARY = 60
+PAD_ID = 1
+SHAPES = [(1, 5), (3, 23), (2, 70)]
+FLOAT_TYPES = (onnx.TensorProto.FLOAT, onnx.TensorProto.FLOAT16)
+
+
+def backbone(seed):
+    keras.utils.set_random_seed(seed)
+    return models.LongformerBackbone(
+        vocabulary_size=VOCABULARY,
+        num_layers=2,
+        num_heads=2,
+        hidden_dim=32,
+        intermediate_dim=64,
+        window=[3, 4],
+        dilation=[1, [1, 2]],
+        max_sequence_length=96,
+    )
+
+
+def relative_error(expected, actual):
+    return fx.max_abs_error(expected, actual) / float(np.max(np.abs(expected)))
+
+
+def feeds_for(rng, batch, length):
+    return fx.random_inputs(rng, length, batch=batch, vocabulary=VOCABULARY, pad_id=PAD_ID)
+
+
+def recorded_export(monkeypatch, *args, **kwargs):
+    """`export_onnx`, keeping a copy of the graph tf2onnx returned."""
+    graphs = []
+    original = conversion_lib.convert
+
+    def recording(*a, **k):
+        graph = original(*a, **k)
+        graphs.append(copy.deepcopy(graph))
+        return graph
+
+    monkeypatch.setattr(conversion_lib, "convert", recording)
+    report = export_onnx(*args, **kwargs)
+    monkeypatch.undo()
+    return report, graphs[0]
+
+
+# ---------------------------------------------------------------------------
+# float16
+# ---------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def float16(tmp_path_factory):
+    model = backbone(20)
+    directory = tmp_path_factory.mktemp("float16")
+    report, graph = recorded_export(
+        pytest.MonkeyPatch(), model, directory / "half.onnx", precision="float16", lengths=[1, 9, 41]
+    )
+    return model, report, graph
+
+
+def test_float16_matches_float32_keras_within_its_tolerance(float16):
+    model, report, _ = float16
+    assert report.verified and report.precision == "float16"
+    session = onnx_session(report.path, provider="cpu")
+    rng = np.random.default_rng(0)
+    for batch, length in SHAPES:
+        feeds = feeds_for(rng, batch, length)
+        expected = fx.keras_outputs(model, feeds)
+        actual = fx.session_outputs(session, feeds)
+        for name in expected:
+            assert actual[name].dtype == np.float32  # outputs keep their type
+            assert relative_error(expected[name], actual[name]) <= 1e-2, (name, batch, length)
+
+
+def test_float16_types_weights_and_float32_softmax(float16):
+    model, report, _ = float16
+    proto = onnx.load(report.path)
+    assert {v.name: v.type.tensor_type.elem_type for v in proto.graph.input} == dict.fromkeys(
+        ["token_ids", "padding_mask", "global_mask"], onnx.TensorProto.INT32
+    )
+    assert {v.type.tensor_type.elem_type for v in proto.graph.output} == {onnx.TensorProto.FLOAT}
+    initializers = {t.name: t for t in proto.graph.initializer}
+    weights = [
+        initializers[n.input[1]] for n in proto.graph.node
+        if n.op_type == "MatMul" and n.input[1] in initializers
+    ]
+    assert len(weights) == 2 * 9 + 1  # 7 attention + 2 feed-forward per layer, pooler
+    assert {w.data_type for w in weights} == {onnx.TensorProto.FLOAT16}
+    big_floats = [t for t in proto.graph.initializer if t.data_type in FLOAT_TYPES and len(t.raw_data) >= 512]
+    assert {t.data_type for t in big_floats} == {onnx.TensorProto.FLOAT16}
+    float_bytes = sum(len(t.raw_data) for t in proto.graph.initializer if t.data_type in FLOAT_TYPES)
+    keras_bytes = sum(w.numpy().nbytes for w in model.weights if "float" in str(w.dtype))
+    assert float_bytes <= 0.52 * keras_bytes, (float_bytes, keras_bytes)
+    read = read_metadata(proto)
+    assert read["precision"] == "float16"
+    # Softmax (Exp) and normalisation (the variance's Sqrt) run in float32.
+    run = _intermediate_outputs(report.path, {"Exp", "Sqrt"}, feeds_for(np.random.default_rng(1), 2, 30))
+    assert run["Exp"] and {a.dtype for a in run["Exp"]} == {np.dtype("float32")}
+    assert run["Sqrt"] and {a.dtype for a in run["Sqrt"]} == {np.dtype("float32")}
+
+
+def _intermediate_outputs(path, op_types, feeds):
+    import onnxruntime
+
+    model = onnx.load(path)
+    wanted = [n.output[0] for n in model.graph.node if n.op_type in op_types]
+    for name in wanted:
+        model.graph.output.append(onnx.helper.make_empty_tensor_value_info(name))
+    options = onnxruntime.SessionOptions()
+    options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_DISABLE_ALL
+    session = onnxruntime.InferenceSession(
+        model.SerializeToString(), options, providers=["CPUExecutionProvider"]
+    )
+    feeds = {k: np.asarray(v).astype("int32") for k, v in feeds.items()}
+    producers = {n.output[0]: n.op_type for n in model.graph.node}
+    result = collections.defaultdict(list)
+    for name, value in zip(wanted, session.run(wanted, feeds)):
+        result[producers[name]].append(value)
+    return result
+
+
+def test_float16_all_padding_rows_stay_finite(float16):
+    model, report, _ = float16
+    session = onnx_session(report.path, provider="cpu")
+    feeds = feeds_for(np.random.default_rng(2), 2, 12)
+    feeds["padding_mask"][1] = False
+    feeds["token_ids"][1] = PAD_ID
+    feeds["global_mask"][1] = True  # global flags on padding are ignored
+    actual = fx.session_outputs(session, feeds)
+    expected = fx.keras_outputs(model, feeds)
+    for name in expected:
+        assert np.isfinite(actual[name]).all(), name
+        assert relative_error(expected[name], actual[name]) <= 1e-2, name
+
+
+def test_float16_past_its_tolerance_fails_with_the_table(float16, monkeypatch, tmp_path):
+    from keras_longformer.export import verify as verify_lib
+
+    model, _, graph = float16
+    monkeypatch.setattr(conversion_lib, "convert", lambda *a, **k: copy.deepcopy(graph))
+    strict = verify_lib.Criterion("float16", relative=1e-7)
+    monkeypatch.setitem(verify_lib.CRITERIA, "float16", strict)
+    with pytest.raises(ExportError, match="differs from Keras") as info:
+        export_onnx(model, tmp_path / "half.onnx", precision="float16", lengths=[5])
+    assert "FAIL (relative > 1e-07" in info.value.report.table()
+    assert list(tmp_path.iterdir()) == []
+
+
+# ---------------------------------------------------------------------------
+# int8
+# ---------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def int8(tmp_path_factory):
+    """A masked LM (token and position embeddings, projections, a tied
+    decoder) in float32, and in int8 from the same converted graph."""
+    keras.utils.set_random_seed(21)
+    model = models.LongformerMaskedLM(backbone(21))
+    directory = tmp_path_factory.mktemp("int8")
+    monkeypatch = pytest.MonkeyPatch()
+    full, graph = recorded_export(monkeypatch, model, directory / "full.onnx", lengths=[4])
+    monkeypatch.setattr(conversion_lib, "convert", lambda *a, **k: copy.deepcopy(graph))
+    try:
+        report = export_onnx(model, directory / "int8.onnx", precision="int8", lengths=[1, 9, 41])
+    finally:
+        monkeypatch.undo()
+    return model, full, report
+
+
+def test_int8_agrees_with_float32_keras(int8):
+    model, _, report = int8
+    assert report.verified and report.precision == "int8"
+    session = onnx_session(report.path, provider="cpu")
+    rng = np.random.default_rng(3)
+    for batch, length in SHAPES:
+        feeds = feeds_for(rng, batch, length)
+        expected = fx.keras_outputs(model, feeds)["logits"]
+        actual = fx.session_outputs(session, feeds)["logits"]
+        assert relative_error(expected, actual) <= 1e-1, (batch, length)
+        agreement = np.mean(np.argmax(expected, -1) == np.argmax(actual, -1))
+        assert agreement >= 0.9, (batch, length, agreement)
+
+
+def test_int8_quantizes_every_projection_and_embedding(int8):
+    _, full, report = int8
+    assert report.weight_bytes <= full.weight_bytes / 2, (report.weight_bytes, full.weight_bytes)
+    proto = onnx.load(report.path)
+    initializers = {t.name: t for t in proto.graph.initializer}
+    float_weights = [
+        n.name for n in proto.graph.node
+        if (n.op_type == "MatMul" and n.input[1] in initializers)
+        or (n.op_type == "Gather" and n.input[0] in initializers
+            and initializers[n.input[0]].data_type in FLOAT_TYPES)
+    ]
+    assert float_weights == []
+    # What is left in float: biases, LayerNorm scales, small folded constants.
+    big_floats = [
+        (t.name, tuple(t.dims)) for t in proto.graph.initializer
+        if t.data_type in FLOAT_TYPES and len(t.dims) >= 2 and min(t.dims) > 1
+    ]
+    assert big_floats == []
+    int8_tables = [t for t in proto.graph.initializer if t.data_type == onnx.TensorProto.INT8]
+    # 2 x 9 projections, the MLM head's dense, the decoder, two embedding tables
+    assert len(int8_tables) >= 2 * 9 + 4
+
+
+# ---------------------------------------------------------------------------
+# Hugging Face input names
+# ---------------------------------------------------------------------------
+
+
+def word_level_tokenizer():
+    """A real transformers fast tokenizer over a small in-memory vocabulary."""
+    import tokenizers
+    import transformers
+
+    words = ["<s>", "<pad>", "</s>", "<unk>"] + [f"w{i}" for i in range(VOCABULARY - 4)]
+    model = tokenizers.models.WordLevel({w: i for i, w in enumerate(words)}, unk_token="<unk>")
+    tokenizer = tokenizers.Tokenizer(model)
+    tokenizer.pre_tokenizer = tokenizers.pre_tokenizers.WhitespaceSplit()
+    return transformers.PreTrainedTokenizerFast(
+        tokenizer_object=tokenizer, pad_token="<pad>", unk_token="<unk>"
+    )
+
+
+def test_huggingface_names_take_a_tokenizers_output_as_is(tmp_path):
+    keras.utils.set_random_seed(22)
+    model = models.LongformerClassifier(backbone(22), num_classes=3)
+    report = export_onnx(model, tmp_path / "hf.onnx", input_names="huggingface", lengths=[3, 17])
+    assert report.verified
+    assert {name: spec["dtype"] for name, spec in report.inputs.items()} == {
+        "input_ids": "int64", "attention_mask": "int64", "global_attention_mask": "int64",
+    }
+    session = onnx_session(tmp_path / "hf.onnx", provider="cpu")
+    assert read_metadata(session)["input_names"] == "huggingface"
+    texts = ["<s> w1 w2 w3 w4 w5 w6 w7 w8 w9 w10 </s>", "<s> w11 w12 </s>", "<s> w20 w21 w22 </s>"]
+    encoded = word_level_tokenizer()(
+        texts, padding=True, return_tensors="np", return_token_type_ids=False
+    )
+    global_attention_mask = np.zeros_like(encoded["input_ids"])
+    global_attention_mask[:, 0] = 1
+    feeds = {**encoded, "global_attention_mask": global_attention_mask}
+    assert {k: v.dtype for k, v in feeds.items()} == dict.fromkeys(feeds, np.dtype("int64"))
+    (logits,) = session.run(["logits"], feeds)  # no renaming, no casting
+    expected = fx.keras_outputs(model, {
+        "token_ids": encoded["input_ids"],
+        "padding_mask": encoded["attention_mask"],
+        "global_mask": global_attention_mask,
+    })["logits"]
+    assert fx.max_abs_error(expected, logits) <= fx.FLOAT32_TOLERANCE
+
+
+def test_unknown_precision_and_naming_are_refused_before_any_work(monkeypatch, tmp_path):
+    monkeypatch.setattr(conversion_lib, "convert", lambda *a, **k: pytest.fail("converted"))
+    model = backbone(23)
+    with pytest.raises(ValueError, match=r"'float32', 'float16', 'int8'.*precision='bfloat16'"):
+        export_onnx(model, tmp_path / "m.onnx", precision="bfloat16")
+    with pytest.raises(ValueError, match=r"'keras', 'huggingface'.*input_names='hf'"):
+        export_onnx(model, tmp_path / "m.onnx", input_names="hf")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_command_line_passes_precision_and_names(monkeypatch, tmp_path, capsys):
+    import keras_longformer.export as export_package
+    from keras_longformer import cli
+    from keras_longformer.export import ExportReport
+
+    calls = []
+
+    def recording_export(model, output, **kwargs):
+        calls.append(kwargs)
+        return ExportReport(path=str(output), opset=17, inputs={}, outputs={},
+                            precision=kwargs["precision"])
+
+    monkeypatch.setattr(export_package, "export_onnx", recording_export)
+    model = tmp_path / "m.keras"
+    model.write_bytes(b"not opened: export_onnx is a stand-in here")
+    status = cli.main(["export", str(model), str(tmp_path / "m.onnx"), "--precision", "int8",
+                       "--hf-names", "--no-verify"])
+    assert status == 0, capsys.readouterr().err
+    assert calls[-1]["precision"] == "int8" and calls[-1]["input_names"] == "huggingface"
+    assert cli.main(["export", str(model), str(tmp_path / "m.onnx")]) == 0
+    assert calls[-1]["precision"] == "float32" and calls[-1]["input_names"] == "keras"
+    with pytest.raises(SystemExit) as info:
+        cli.main(["export", str(model), str(tmp_path / "m.onnx"), "--precision", "int4"])
+    assert info.value.code == 2 and "invalid choice: 'int4'" in capsys.readouterr().err
