@@ -127,9 +127,13 @@ def test_force_and_no_verify(exported, tmp_path):
     model_path, _, _ = exported
     target = tmp_path / "again.onnx"
     target.write_bytes(b"old")
-    result = run("export", model_path, target, "--force", "--no-verify", "--opset", "18")
+    result = run("export", model_path, target, "--force", "--no-verify", "--opset", "18", "--json")
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "NOT verified" in result.stdout and "opset 18" in result.stdout
+    report = json.loads(result.stdout)  # stdout is the JSON report and nothing else
+    assert report["command"] == "export" and report["ok"] is True
+    assert report["path"] == str(target) and report["verified"] is False
+    assert report["report"]["opset"] == 18
+    assert set(report["report"]["inputs"]) == {"token_ids", "padding_mask", "global_mask"}
     assert target.read_bytes() != b"old"
     assert sorted(os.listdir(tmp_path)) == ["again.onnx"]
 
@@ -229,8 +233,8 @@ def broken_checkpoints(directory):
 def test_convert_errors_are_one_line(tmp_path, capsys):
     status, _, err = run_in_process(capsys, "convert", tmp_path / "no-checkpoint", tmp_path / "out.keras")
     assert_one_line_error_in_process(status, err, "not a checkpoint directory")
-    status, _, err = run_in_process(capsys, "convert", tmp_path, tmp_path / "out.onnx")
-    assert_one_line_error_in_process(status, err, ".keras")
+    status, _, err = run_in_process(capsys, "convert", tmp_path, tmp_path / "out.keras")
+    assert_one_line_error_in_process(status, err, "No config.json")
     expected = {
         "bad_json": ["config.json is not valid JSON"],
         "not_longformer": ["config.json", "model_type='bert'"],
@@ -349,7 +353,7 @@ def test_a_command_whose_import_fails_says_so(monkeypatch, capsys):
     monkeypatch.delattr(keras_longformer, "bench", raising=False)
     assert "bench" in subcommands(cli.build_parser())
     status, out, err = run_in_process(capsys, "bench", "--lengths", "64")
-    assert_one_line_error_in_process(status, err, "the bench command is unavailable", "ImportError")
+    assert_one_line_error_in_process(status, err, "the bench command is unavailable", "keras_longformer.bench")
     assert out == ""
 
 
@@ -405,14 +409,3 @@ def test_check_refuses_bad_sizes_before_any_work(exported, tmp_path, capsys):
     status, out, err = run_in_process(capsys, "check", short, "--length", "16", "--repeats", "1")
     assert status == 0, err
     assert "fed (2, 16)" in out
-
-
-def test_export_json_report(exported, tmp_path, capsys):
-    model_path, _, _ = exported
-    target = tmp_path / "again.onnx"
-    status, out, err = run_in_process(capsys, "export", model_path, target, "--no-verify", "--json")
-    assert status == 0, err
-    report = json.loads(out)
-    assert report["ok"] is True and report["path"] == str(target) and report["verified"] is False
-    assert set(report["report"]["inputs"]) == {"token_ids", "padding_mask", "global_mask"}
-    assert target.is_file()
