@@ -16,8 +16,10 @@ from keras_longformer.models import LongformerCausalLMPreprocessor  # noqa: E402
 from keras_longformer.models import LongformerClassifier  # noqa: E402
 from keras_longformer.models import LongformerMaskedLM  # noqa: E402
 from keras_longformer.models import LongformerMaskedLMPreprocessor  # noqa: E402
+from keras_longformer.models import LongformerQuestionAnswerer  # noqa: E402
 from keras_longformer.models import LongformerQuestionAnswererPreprocessor  # noqa: E402
 from keras_longformer.models import LongformerQuestionAnswering  # noqa: E402
+from keras_longformer.models import LongformerTextClassifier  # noqa: E402
 from keras_longformer.models import LongformerTextClassifierPreprocessor  # noqa: E402
 from keras_longformer.models import LongformerTokenClassifier  # noqa: E402
 from keras_longformer.models import LongformerTokenClassifierPreprocessor  # noqa: E402

@@ -134,11 +134,13 @@ def _progress_wanted():
 def _add_convert(subparsers):
     parser = subparsers.add_parser(
         "convert",
-        help="convert a Hugging Face Longformer checkpoint to a .keras file",
-        description="Convert a Hugging Face Longformer checkpoint directory to a .keras file.",
+        help="convert a Hugging Face Longformer checkpoint to a preset directory or a .keras file",
+        description="Convert a Hugging Face Longformer checkpoint directory to a keras-hub preset "
+        "directory (with its tokenizer, if the checkpoint has one), or to a .keras file when the "
+        "output ends in .keras.",
     )
     parser.add_argument("checkpoint", help="Hugging Face checkpoint directory (config.json + weights)")
-    parser.add_argument("output", help="path of the .keras file to write")
+    parser.add_argument("output", help="the preset directory to write, or a path ending in .keras")
     from keras_longformer.convert.huggingface import TASKS
 
     parser.add_argument(
@@ -153,12 +155,15 @@ def _add_convert(subparsers):
 def _run_convert(args):
     if not os.path.isdir(args.checkpoint):
         raise CommandError(f"not a checkpoint directory: {args.checkpoint}")
-    if not args.output.endswith(".keras"):
-        raise CommandError(f"the output must end in .keras, got {args.output}")
     _check_output(args.output, args.force)
     from keras_longformer.convert import from_huggingface
 
     model = from_huggingface(args.checkpoint, task=args.task)
+    if not args.output.endswith(".keras"):  # a keras-hub preset directory
+        from keras_longformer.models.preset_files import save_preset
+
+        save_preset(model, args.output, overwrite=args.force)
+        return _report_converted(args, model)
     handle, temporary = tempfile.mkstemp(
         prefix=f".{os.path.basename(args.output)}.",
         suffix=".tmp.keras",
@@ -171,6 +176,10 @@ def _run_convert(args):
     finally:
         if os.path.exists(temporary):
             os.remove(temporary)
+    return _report_converted(args, model)
+
+
+def _report_converted(args, model):
     out = args.reporter
     out.record(path=args.output, model=type(model).__name__, parameters=model.count_params())
     out.say(f"wrote {args.output} ({type(model).__name__}, {model.count_params():,} parameters)")

@@ -221,4 +221,7 @@ def from_huggingface(path, *, task="backbone", dtype=None):
             "initialised. `sequence_output` is exact.",
             stacklevel=2,
         )
-    return model
+    # A task gets the preprocessor of the directory's tokenizer files, if any.
+    from keras_longformer.models.huggingface_preprocessing import attach_huggingface_preprocessor
+
+    return attach_huggingface_preprocessor(model, path)

@@ -1,16 +1,22 @@
-"""Longformer backbone and task models."""
+"""Longformer backbone, tokenizer, preprocessors and task models (keras-hub's family shape).
+
+`LongformerClassifier` and `LongformerQuestionAnswering` are the former
+names of `LongformerTextClassifier` and `LongformerQuestionAnswerer`.
+"""
 
 from keras_longformer.models.longformer_backbone import LongformerBackbone
 from keras_longformer.models.longformer_causal_lm import LongformerCausalLM
 from keras_longformer.models.longformer_causal_lm import bits_per_token
 from keras_longformer.models.longformer_causal_lm_preprocessor import LongformerCausalLMPreprocessor
-from keras_longformer.models.longformer_classifier import LongformerClassifier
 from keras_longformer.models.longformer_masked_lm import LongformerMaskedLM
 from keras_longformer.models.longformer_masked_lm_preprocessor import LongformerMaskedLMPreprocessor
 from keras_longformer.models.longformer_question_answerer_preprocessor import (
     LongformerQuestionAnswererPreprocessor,
 )
-from keras_longformer.models.longformer_question_answering import LongformerQuestionAnswering
+from keras_longformer.models.longformer_question_answerer import LongformerQuestionAnswerer
+from keras_longformer.models.longformer_question_answerer import LongformerQuestionAnswering
+from keras_longformer.models.longformer_text_classifier import LongformerClassifier
+from keras_longformer.models.longformer_text_classifier import LongformerTextClassifier
 from keras_longformer.models.longformer_text_classifier_preprocessor import (
     LongformerTextClassifierPreprocessor,
 )
@@ -28,8 +34,10 @@ __all__ = [
     "LongformerClassifier",
     "LongformerMaskedLM",
     "LongformerMaskedLMPreprocessor",
+    "LongformerQuestionAnswerer",
     "LongformerQuestionAnswererPreprocessor",
     "LongformerQuestionAnswering",
+    "LongformerTextClassifier",
     "LongformerTextClassifierPreprocessor",
     "LongformerTokenClassifier",
     "LongformerTokenClassifierPreprocessor",

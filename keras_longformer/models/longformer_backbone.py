@@ -1,5 +1,6 @@
 import keras
 from keras import ops
+from keras_hub.models import Backbone
 
 from keras_longformer.arguments import check_dilation
 from keras_longformer.arguments import check_int
@@ -23,13 +24,15 @@ def _per_layer(name, value, num_layers):
 
 
 @keras.saving.register_keras_serializable(package="keras_longformer")
-class LongformerBackbone(GlobalTokenCheck, keras.Model):
+class LongformerBackbone(GlobalTokenCheck, Backbone):
     """The Longformer encoder: embeddings, encoder layers and pooler.
 
     Shapes: `B` batch, `T` sequence length (any `1 <= T <=
     max_sequence_length`), `D` = `hidden_dim`.
 
-    A functional Keras model with a dict in and a dict out, the network of
+    A keras-hub `Backbone` (so `save_to_preset` and `from_preset` work, and
+    the task models and preprocessors find it) and a functional Keras model
+    with a dict in and a dict out, the network of
     Hugging Face's `LongformerModel` (RoBERTa with Longformer attention):
     RoBERTa embeddings (position `pad_token_id + k` for the `k`-th real
     token, so published checkpoints work unchanged), `num_layers`
@@ -207,6 +210,7 @@ class LongformerBackbone(GlobalTokenCheck, keras.Model):
         super().__init__(
             inputs=inputs,
             outputs={"sequence_output": sequence_output, "pooled_output": pooled_output},
+            dtype=dtype,
             **kwargs,
         )
 
@@ -237,30 +241,25 @@ class LongformerBackbone(GlobalTokenCheck, keras.Model):
         return _per_layer("window", self.window, self.num_layers)
 
     def get_config(self):
-        return {
-            "name": self.name,
-            "trainable": self.trainable,
-            "dtype": keras.dtype_policies.serialize(self.dtype_policy),
-            "vocabulary_size": self.vocabulary_size,
-            "num_layers": self.num_layers,
-            "num_heads": self.num_heads,
-            "hidden_dim": self.hidden_dim,
-            "intermediate_dim": self.intermediate_dim,
-            "window": self.window,
-            "dilation": self.dilation,
-            "causal": self.causal,
-            "max_sequence_length": self.max_sequence_length,
-            "type_vocab_size": self.type_vocab_size,
-            "pad_token_id": self.pad_token_id,
-            "dropout": self.dropout,
-            "attention_dropout": self.attention_dropout,
-            "layer_norm_epsilon": self.layer_norm_epsilon,
-            "max_global_tokens": self.max_global_tokens,
-        }
-
-    @classmethod
-    def from_config(cls, config):
-        config = dict(config)
-        if isinstance(config.get("dtype"), dict):
-            config["dtype"] = keras.dtype_policies.deserialize(config["dtype"])
-        return cls(**config)
+        # keras-hub's Backbone adds name, trainable and the dtype policy.
+        config = super().get_config()
+        config.update(
+            {
+                "vocabulary_size": self.vocabulary_size,
+                "num_layers": self.num_layers,
+                "num_heads": self.num_heads,
+                "hidden_dim": self.hidden_dim,
+                "intermediate_dim": self.intermediate_dim,
+                "window": self.window,
+                "dilation": self.dilation,
+                "causal": self.causal,
+                "max_sequence_length": self.max_sequence_length,
+                "type_vocab_size": self.type_vocab_size,
+                "pad_token_id": self.pad_token_id,
+                "dropout": self.dropout,
+                "attention_dropout": self.attention_dropout,
+                "layer_norm_epsilon": self.layer_norm_epsilon,
+                "max_global_tokens": self.max_global_tokens,
+            }
+        )
+        return config

@@ -124,13 +124,19 @@ class LongformerCausalLMPreprocessor(CausalLMPreprocessor):
 
     @preprocessing_function
     def generate_preprocess(self, x, sequence_length=None):
-        """Prompts to a `[B, sequence_length]` dict for generation (no `</s>`)."""
+        """Prompts to a `[B, sequence_length]` dict for generation (no `</s>`).
+
+        `sequence_length` is `generate`'s `max_length`; a longer prompt is
+        an error naming both numbers, never cut.
+        """
         if not self.built:
             self.build(None)
+        sequence_length = sequence_length or self.sequence_length
         token_ids = utils.tokenize(self.tokenizer, x)
+        _refuse_long_prompts(token_ids, int(self.add_start_token), sequence_length)
         token_ids, padding_mask = self.packer(
             token_ids,
-            sequence_length=sequence_length or self.sequence_length,
+            sequence_length=sequence_length,
             add_start_value=self.add_start_token,
             add_end_value=False,
         )
@@ -145,3 +151,15 @@ class LongformerCausalLMPreprocessor(CausalLMPreprocessor):
         config["truncate"] = self.truncate
         config["pad_to_sequence_length"] = self.pad_to_sequence_length
         return config
+
+
+def _refuse_long_prompts(token_ids, num_special_tokens, max_length):
+    import tensorflow as tf
+
+    longest = tf.reduce_max(tf.reshape(utils.row_lengths(token_ids), [-1])) + num_special_tokens
+    message = f"A prompt must fit in max_length={max_length} tokens (with <s>)."
+    if tf.executing_eagerly():
+        if int(longest) > max_length:
+            raise ValueError(f"{message} Received: a prompt of {int(longest)} tokens, max_length={max_length}")
+        return
+    tf.debugging.assert_less_equal(longest, max_length, message=message)

@@ -1,17 +1,53 @@
 import keras
+from keras import ops
 
 from keras_longformer.models.global_token_check import GlobalTokenCheck
+from keras_longformer.models.longformer_backbone import LongformerBackbone
+
+# What `predict` on raw text fills the padded tail of per-token outputs with:
+# low enough that no argmax over positions picks it, finite so that a
+# softmax over it stays a number.
+PREDICTION_PAD_VALUE = -1e9
 
 
-class LongformerTask(GlobalTokenCheck, keras.Model):
-    """Base of the task models: a functional model on a `LongformerBackbone`.
+class LongformerTask(GlobalTokenCheck):
+    """Mixin of the task models: a keras-hub `Task` on a `LongformerBackbone`.
 
-    Subclasses build their graph on `backbone.input` (the dict of
-    `token_ids`, `padding_mask`, `global_mask`) and call
-    `super().__init__(inputs=..., outputs=...)`. This base serializes the
-    backbone in `get_config`, rebuilds it in `from_config`, and fills in
-    `compile()` defaults ("auto") from `_default_compile`.
+    A task lists it before its keras-hub base (`class LongformerMaskedLM(
+    LongformerTask, keras_hub.models.MaskedLM)`, or `Task` itself when
+    keras-hub has no such task); a mixin rather than a `Task` subclass,
+    because Keras's functional-model class injection breaks on a diamond
+    (`Task` reached twice). Subclasses build their graph on
+    `backbone.input` (the dict of `token_ids`, `padding_mask`,
+    `global_mask`) and call `super().__init__(inputs=..., outputs=...,
+    backbone=..., preprocessor=...)`. keras-hub's `Task` brings `from_preset`,
+    `save_to_preset` and preprocessing inside `fit`, `evaluate` and
+    `predict`; this base adds:
+
+    - the feature dict still works with a preprocessor attached (it is
+      recognised and passed through), and without one `fit`, `evaluate`
+      and `predict` are plain Keras (numpy inputs are shuffled, batched and
+      checked as before);
+    - `predict` on raw text pads per-token outputs of every batch to the
+      preprocessor's longest (batches run at their own longest row, so
+      their outputs differ in length) with `PREDICTION_PAD_VALUE`;
+    - `compile()` defaults ("auto") from `_default_compile`.
     """
+
+    backbone_cls = LongformerBackbone
+
+    def __init__(self, inputs, outputs, backbone, preprocessor=None, compile=True, **kwargs):
+        self.backbone = backbone
+        self.preprocessor = preprocessor
+        self._prediction_width = None
+        self._padded_predict = None
+        super().__init__(inputs=inputs, outputs=outputs, compile=False, **kwargs)
+        self._compile_after_init = compile
+
+    def _finish_init(self):
+        """Compiles with the defaults once the subclass has set its config."""
+        if self._compile_after_init:
+            self.compile()
 
     def _task_config(self):
         return {}
@@ -20,19 +56,27 @@ class LongformerTask(GlobalTokenCheck, keras.Model):
         return {
             "name": self.name,
             "trainable": self.trainable,
-            "backbone": keras.saving.serialize_keras_object(self.backbone),
+            "backbone": keras.layers.serialize(self.backbone),
+            "preprocessor": keras.layers.serialize(self.preprocessor),
             **self._task_config(),
         }
 
-    @classmethod
-    def from_config(cls, config):
-        config = dict(config)
-        config["backbone"] = keras.saving.deserialize_keras_object(config["backbone"])
-        return cls(**config)
+    # === Compilation ===
 
     def _default_compile(self):
         """`(optimizer, loss, metrics)` used for "auto"."""
         raise NotImplementedError
+
+    def get_compile_config(self):
+        # A task compiles at construction, as keras-hub's do. Saved before
+        # any training step, its optimizer holds no slots; restoring that
+        # compile config would build a full optimizer on load and Keras
+        # would warn that the saved one does not match. The loaded task
+        # compiles itself again instead, as when it was constructed.
+        optimizer = getattr(self, "optimizer", None)
+        if optimizer is not None and not optimizer.built:
+            return None
+        return super().get_compile_config()
 
     def compile_from_config(self, config):
         """Recompiles a loaded model as it was saved (optimizer state included)."""
@@ -51,6 +95,95 @@ class LongformerTask(GlobalTokenCheck, keras.Model):
             **kwargs,
         )
 
+    # === Preprocessing inside fit, evaluate and predict ===
+
+    def _takes_features(self, x):
+        return self.preprocessor is None or isinstance(x, dict)
+
+    def preprocess_samples(self, x, y=None, sample_weight=None):
+        if isinstance(x, dict):  # already the backbone's features
+            return keras.utils.pack_x_y_sample_weight(x, y, sample_weight)
+        return super().preprocess_samples(x, y, sample_weight)
+
+    def fit(self, x=None, y=None, batch_size=None, sample_weight=None, shuffle=True, **kwargs):
+        if self._takes_features(x):
+            return keras.Model.fit(
+                self, x, y, batch_size=batch_size, sample_weight=sample_weight, shuffle=shuffle, **kwargs
+            )
+        if shuffle and not _is_dataset(x) and not kwargs.get("validation_split"):
+            # keras-hub batches in-memory text into `tf.data` unshuffled (and
+            # Keras then warns that `shuffle=True` is ignored): shuffle here,
+            # anew every epoch, as Keras does for arrays.
+            x = _shuffled_batches(x, y, sample_weight, batch_size)
+            y = sample_weight = batch_size = None
+        return super().fit(
+            x, y, batch_size=batch_size, sample_weight=sample_weight, shuffle=False, **kwargs
+        )
+
+    def evaluate(self, x=None, y=None, **kwargs):
+        if self._takes_features(x) and not kwargs.get("_use_cached_eval_dataset"):
+            return keras.Model.evaluate(self, x, y, **kwargs)
+        return super().evaluate(x, y, **kwargs)
+
+    def _per_token_width(self):
+        """The padded length of per-token outputs in `predict` on raw text (None: none)."""
+        return None
+
+    def predict(self, x=None, batch_size=None, **kwargs):
+        if self._takes_features(x):
+            return keras.Model.predict(self, x, batch_size=batch_size, **kwargs)
+        width = self._per_token_width()
+        if width is None:
+            return super().predict(x, batch_size=batch_size, **kwargs)
+        # Batches of raw text run at their own longest row, so per-token
+        # outputs differ in length: a second predict function, kept beside
+        # Keras's own, pads them to `width` (see `predict_step`).
+        plain = self.predict_function
+        padded = getattr(self, "_padded_predict", None)
+        self.predict_function = padded[1] if padded and padded[0] == width else None
+        self._prediction_width = width
+        try:
+            return super().predict(x, batch_size=batch_size, **kwargs)
+        finally:
+            self._padded_predict = (width, self.predict_function)
+            self._prediction_width, self.predict_function = None, plain
+
+    def predict_step(self, data):
+        outputs = super().predict_step(data)
+        width = self._prediction_width
+        if width is None:
+            return outputs
+        return keras.tree.map_structure(lambda t: pad_axis_1(t, width), outputs)
+
+
+def _is_dataset(x):
+    import tensorflow as tf
+
+    return isinstance(x, tf.data.Dataset) or hasattr(x, "__next__")
+
+
+def _shuffled_batches(x, y, sample_weight, batch_size):
+    """In-memory samples as a `tf.data.Dataset`, reshuffled every epoch, batched."""
+    import tensorflow as tf
+
+    def sliceable(value):
+        if isinstance(value, (tf.Tensor, tf.RaggedTensor)) or not keras.ops.is_tensor(value):
+            return value
+        return keras.ops.convert_to_numpy(value)  # a torch or JAX tensor
+
+    samples = keras.utils.pack_x_y_sample_weight(x, y, sample_weight)
+    samples = keras.tree.map_structure(sliceable, samples)
+    dataset = tf.data.Dataset.from_tensor_slices(samples)
+    count = int(dataset.cardinality())
+    return dataset.shuffle(max(count, 1), reshuffle_each_iteration=True).batch(batch_size or 32)
+
+
+def pad_axis_1(tensor, width):
+    """`tensor` `[B, T, ...]` padded to `[B, width, ...]` with `PREDICTION_PAD_VALUE`."""
+    missing = width - ops.shape(tensor)[1]
+    padding = [[0, 0], [0, missing]] + [[0, 0]] * (len(tensor.shape) - 2)
+    return ops.pad(tensor, padding, constant_values=PREDICTION_PAD_VALUE)
+
 
 def freeze_unused_pooler(backbone):
     """Freezes the pooler of a task that does not read `pooled_output`.
@@ -64,12 +197,18 @@ def freeze_unused_pooler(backbone):
 
 
 def check_backbone(backbone, cls_name):
-    from keras_longformer.models.longformer_backbone import LongformerBackbone
-
     if not isinstance(backbone, LongformerBackbone):
         raise ValueError(
             f"`backbone` of {cls_name} must be a LongformerBackbone. "
             f"Received: backbone={backbone!r}"
+        )
+
+
+def check_preprocessor(preprocessor, expected_cls, cls_name):
+    if preprocessor is not None and not isinstance(preprocessor, expected_cls):
+        raise ValueError(
+            f"`preprocessor` of {cls_name} must be a {expected_cls.__name__} or None. "
+            f"Received: preprocessor={preprocessor!r}"
         )
 
 

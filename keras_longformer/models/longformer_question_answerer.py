@@ -1,27 +1,39 @@
 import keras
+from keras_hub.models import Task
 
+from keras_longformer.models.longformer_question_answerer_preprocessor import (
+    LongformerQuestionAnswererPreprocessor,
+)
 from keras_longformer.models.longformer_task import LongformerTask
 from keras_longformer.models.longformer_task import check_backbone
+from keras_longformer.models.longformer_task import check_preprocessor
 from keras_longformer.models.longformer_task import freeze_unused_pooler
 from keras_longformer.models.longformer_task import fine_tuning_optimizer
 
 
 @keras.saving.register_keras_serializable(package="keras_longformer")
-class LongformerQuestionAnswering(LongformerTask):
-    """Extractive question answering (start/end logits) on a `LongformerBackbone`.
+class LongformerQuestionAnswerer(LongformerTask, Task):
+    """Extractive question answering on a `LongformerBackbone` (formerly `LongformerQuestionAnswering`).
 
     Shapes: `B` batch, `T` sequence length.
 
     `Dense(2)(sequence_output)` split into start and end logits, Hugging
     Face's `LongformerForQuestionAnswering` head. Give the question tokens
-    global attention, as the paper does.
+    global attention, as the paper does (the preprocessor does).
+
+    With a `preprocessor`, `fit`, `evaluate` and `predict` take
+    `(questions, contexts)` pairs of raw strings and still take the feature
+    dict; `predict` then pads the logits of every batch to the
+    preprocessor's `sequence_length` with -1e9.
 
     The backbone's pooler does not reach these outputs: it is frozen
     (`trainable=False`) so that training sees no weight without a gradient.
 
     Args:
         backbone: a `LongformerBackbone`.
+        preprocessor: optional `LongformerQuestionAnswererPreprocessor`.
         dtype: optional dtype policy of the head (defaults to the backbone's).
+        compile: bool, compile with the defaults below at construction.
         **kwargs: `keras.Model` arguments (`name`, ...).
 
     Call arguments:
@@ -36,17 +48,21 @@ class LongformerQuestionAnswering(LongformerTask):
 
     Example:
 
-    >>> qa = LongformerQuestionAnswering(backbone)
-    >>> qa.compile()
+    >>> qa = LongformerQuestionAnswerer(backbone,
+    ...     preprocessor=LongformerQuestionAnswererPreprocessor(tokenizer))
     >>> qa.fit(features, {"start_logits": starts, "end_logits": ends})
+    >>> qa.predict((["Who wrote it?"], ["A long report ..."]))["start_logits"]
 
     Reference:
     - [Beltagy, Peters, Cohan, Longformer: The Long-Document Transformer,
       2020](https://arxiv.org/abs/2004.05150)
     """
 
-    def __init__(self, backbone, dtype=None, **kwargs):
-        check_backbone(backbone, "LongformerQuestionAnswering")
+    preprocessor_cls = LongformerQuestionAnswererPreprocessor
+
+    def __init__(self, backbone, preprocessor=None, dtype=None, compile=True, **kwargs):
+        check_backbone(backbone, "LongformerQuestionAnswerer")
+        check_preprocessor(preprocessor, self.preprocessor_cls, "LongformerQuestionAnswerer")
         freeze_unused_pooler(backbone)
         dtype = dtype or backbone.dtype_policy
         # === Layers ===
@@ -62,10 +78,20 @@ class LongformerQuestionAnswering(LongformerTask):
         inputs = backbone.input
         logits = output_dense(backbone(inputs)["sequence_output"])
         outputs = {"start_logits": start(logits[..., 0]), "end_logits": end(logits[..., 1])}
-        super().__init__(inputs=inputs, outputs=outputs, **kwargs)
+        super().__init__(
+            inputs=inputs,
+            outputs=outputs,
+            backbone=backbone,
+            preprocessor=preprocessor,
+            compile=compile,
+            **kwargs,
+        )
         # === Config ===
-        self.backbone = backbone
         self.output_dense = output_dense
+        self._finish_init()
+
+    def _per_token_width(self):
+        return self.preprocessor.sequence_length
 
     def _default_compile(self):
         loss = {
@@ -73,3 +99,11 @@ class LongformerQuestionAnswering(LongformerTask):
             "end_logits": keras.losses.SparseCategoricalCrossentropy(from_logits=True),
         }
         return fine_tuning_optimizer(), loss, None
+
+
+# The name before keras-hub's naming, kept so that code and `.keras` files
+# that use it still work.
+LongformerQuestionAnswering = LongformerQuestionAnswerer
+keras.saving.get_custom_objects()["keras_longformer>LongformerQuestionAnswering"] = (
+    LongformerQuestionAnswerer
+)
