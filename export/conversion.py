@@ -2,7 +2,6 @@
 
 import contextlib
 import logging
-import os
 
 # tf2onnx 1.17 converts up to opset 18; the attention graph needs opset 13
 # (ReduceSum with axes as an input, Unsqueeze/Squeeze with axes inputs).
@@ -43,24 +42,6 @@ def _numpy2_names_for_tf2onnx():
     finally:
         if lent:
             del np.product
-
-
-@contextlib.contextmanager
-def _tf2onnx_catch_errors(catch):
-    """tf2onnx deep-copies the whole graph before each optimizer pass so that
-    it can undo a pass that fails; without that the conversion runs about
-    twice as fast. A user's own TF2ONNX_CATCH_ERRORS setting wins."""
-    from tf2onnx import constants
-
-    name = constants.ENV_TF2ONNX_CATCH_ERRORS
-    if name in os.environ:
-        yield
-        return
-    os.environ[name] = "TRUE" if catch else "FALSE"
-    try:
-        yield
-    finally:
-        os.environ.pop(name, None)
 
 
 def _serving_function(model, structure):
@@ -116,17 +97,9 @@ def convert(model, structure, *, opset, large_model):
             tf.TensorSpec(shape, dtype=dtype, name=name)
             for name, (shape, dtype) in structure.onnx_specs.items()
         ]
-        serve = _serving_function(model, structure)
-        try:
-            with _tf2onnx_catch_errors(False):
-                proto, storage = tf2onnx.convert.from_function(
-                    serve, signature, opset=opset, large_model=large_model
-                )
-        except Exception:  # an optimizer pass failed: convert again, letting tf2onnx skip it
-            with _tf2onnx_catch_errors(True):
-                proto, storage = tf2onnx.convert.from_function(
-                    serve, signature, opset=opset, large_model=large_model
-                )
+        proto, storage = tf2onnx.convert.from_function(
+            _serving_function(model, structure), signature, opset=opset, large_model=large_model
+        )
     if storage is not None:
         _inline_external_tensors(proto, storage.name_to_tensor_data)
     return proto

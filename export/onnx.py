@@ -5,6 +5,14 @@ The steps live in their own modules: `loading` (a `.keras` file),
 `graph_rewrites` (weights as plain MatMul/Gather), `precision` (float16,
 int8), `metadata`, `verify` (the parity sweep) and `files` (staging and
 atomic publish).
+
+onnxruntime's transformer optimizer (`onnxruntime.transformers.optimizer`,
+model_type "bert", opt_level 0, 1, 2 and 99) was tried on an exported
+backbone: it matched none of its LayerNormalization, Gelu, SkipLayerNorm or
+Attention patterns (tf2onnx writes LayerNorm's mean as GlobalAveragePool;
+the attention is blocked, not BERT's); at opt_level 2 it made only the 6
+FusedMatMul an onnxruntime session makes anyway at ORT_ENABLE_ALL. Outputs
+were identical and time within noise, so files are written without it.
 """
 
 import os
