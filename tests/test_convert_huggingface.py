@@ -71,9 +71,9 @@ def test_backbone_parity(hf_model, converted, length):
 
 TASKS = {
     "LongformerForMaskedLM": ("masked_lm", models.LongformerMaskedLM, "logits"),
-    "LongformerForSequenceClassification": ("classifier", models.LongformerClassifier, "logits"),
+    "LongformerForSequenceClassification": ("classifier", models.LongformerTextClassifier, "logits"),
     "LongformerForTokenClassification": ("token_classifier", models.LongformerTokenClassifier, "logits"),
-    "LongformerForQuestionAnswering": ("question_answering", models.LongformerQuestionAnswering, None),
+    "LongformerForQuestionAnswering": ("question_answering", models.LongformerQuestionAnswerer, None),
 }
 
 

@@ -71,10 +71,10 @@ def _build_model(task, backbone_kwargs, hf_config, dtype):
     if task == "masked_lm":
         return models.LongformerMaskedLM(backbone, dtype=dtype)
     if task == "question_answering":
-        return models.LongformerQuestionAnswering(backbone, dtype=dtype)
+        return models.LongformerQuestionAnswerer(backbone, dtype=dtype)
     head = task_config_from_huggingface(hf_config)
     if task == "classifier":
-        return models.LongformerClassifier(backbone, **head, dtype=dtype)
+        return models.LongformerTextClassifier(backbone, **head, dtype=dtype)
     return models.LongformerTokenClassifier(backbone, **head, dtype=dtype)
 
 
@@ -148,9 +148,9 @@ def from_huggingface(path, *, task="backbone", dtype=None):
         task: "backbone" (default) returns a `LongformerBackbone`; "auto"
             builds the model of the checkpoint's class (from
             `architectures` in `config.json`); or one of "masked_lm"
-            (`LongformerMaskedLM`), "classifier" (`LongformerClassifier`),
+            (`LongformerMaskedLM`), "classifier" (`LongformerTextClassifier`),
             "token_classifier" (`LongformerTokenClassifier`),
-            "question_answering" (`LongformerQuestionAnswering`).
+            "question_answering" (`LongformerQuestionAnswerer`).
         dtype: optional dtype policy of the Keras model.
 
     Returns:
