@@ -1,6 +1,7 @@
 """Every model kind exported and compared with Keras directly (not through
 the export's own report), with the batch size and the length changing
-between calls of one session; and the exported graph itself inspected:
+between calls of one session; the classifier with Hugging Face input names,
+fed by a Hugging Face tokenizer; and the exported graph itself inspected:
 standard ONNX that `onnx.reference` runs, masks as additive biases."""
 
 import collections
@@ -14,6 +15,7 @@ import export_fixtures as fx
 import keras_longformer.models as models
 from keras_longformer.export import export_onnx
 from keras_longformer.export import onnx_session
+from keras_longformer.export import read_metadata
 from keras_longformer.export import conversion as conversion_lib
 
 VOCABULARY = 60
@@ -62,13 +64,32 @@ OUTPUTS = {
 _EXPORTS = {}
 
 
+# The classifier's file takes Hugging Face's input names (one conversion
+# serves both checks).
+INPUT_NAMES = {"classifier": "huggingface"}
+HUGGINGFACE_NAMES = {
+    "token_ids": "input_ids", "padding_mask": "attention_mask",
+    "global_mask": "global_attention_mask",
+}
+
+
 def export_kind(kind, tmp_path_factory):
     """The kind, freshly built (never called), exported once per module."""
     if kind not in _EXPORTS:
         model = KINDS[kind]()
         path = tmp_path_factory.mktemp(kind) / f"{kind}.onnx"
-        _EXPORTS[kind] = (kind, model, path, export_onnx(model, path, lengths=[2, 9]))
+        report = export_onnx(
+            model, path, lengths=[2, 9], input_names=INPUT_NAMES.get(kind, "keras")
+        )
+        _EXPORTS[kind] = (kind, model, path, report)
     return _EXPORTS[kind]
+
+
+def onnx_feeds(kind, feeds):
+    """Keras-named feeds under the file's names."""
+    if INPUT_NAMES.get(kind) == "huggingface":
+        return {HUGGINGFACE_NAMES[name]: value for name, value in feeds.items()}
+    return feeds
 
 
 @pytest.fixture(scope="module", params=sorted(KINDS))
@@ -88,7 +109,7 @@ def test_onnxruntime_matches_keras_as_batch_and_length_change(exported):
     for batch, length in SHAPES:
         feeds = feeds_for(rng, batch, length)
         expected = fx.keras_outputs(model, feeds)
-        actual = fx.session_outputs(session, feeds)
+        actual = fx.session_outputs(session, onnx_feeds(kind, feeds))
         assert set(actual) == set(expected) == set(OUTPUTS[kind])
         for name in expected:
             error = fx.max_abs_error(expected[name], actual[name])
@@ -101,7 +122,7 @@ def test_past_the_maximum_length_onnxruntime_refuses(exported):
     session = onnx_session(path, provider="cpu")
     feeds = feeds_for(np.random.default_rng(1), 1, MAX_LENGTH + 1)
     with pytest.raises(Exception, match="out of data bounds"):
-        fx.session_outputs(session, feeds)
+        fx.session_outputs(session, onnx_feeds(kind, feeds))
 
 
 def test_lengths_past_the_maximum_are_refused_before_any_work(monkeypatch, tmp_path):
@@ -109,6 +130,50 @@ def test_lengths_past_the_maximum_are_refused_before_any_work(monkeypatch, tmp_p
     with pytest.raises(ValueError, match=r"max_sequence_length 96.*Received: lengths=\[5, 97\]"):
         export_onnx(backbone(3), tmp_path / "m.onnx", lengths=[97, 5])
     assert list(tmp_path.iterdir()) == []
+
+
+# ---------------------------------------------------------------------------
+# Hugging Face input names (the classifier's file)
+# ---------------------------------------------------------------------------
+
+
+def word_level_tokenizer():
+    """A real transformers fast tokenizer over a small in-memory vocabulary."""
+    import tokenizers
+    import transformers
+
+    words = ["<s>", "<pad>", "</s>", "<unk>"] + [f"w{i}" for i in range(VOCABULARY - 4)]
+    model = tokenizers.models.WordLevel({w: i for i, w in enumerate(words)}, unk_token="<unk>")
+    tokenizer = tokenizers.Tokenizer(model)
+    tokenizer.pre_tokenizer = tokenizers.pre_tokenizers.WhitespaceSplit()
+    return transformers.PreTrainedTokenizerFast(
+        tokenizer_object=tokenizer, pad_token="<pad>", unk_token="<unk>"
+    )
+
+
+def test_huggingface_names_take_a_tokenizers_output_as_is(tmp_path_factory):
+    _, model, path, report = export_kind("classifier", tmp_path_factory)
+    assert report.verified
+    assert {name: spec["dtype"] for name, spec in report.inputs.items()} == {
+        "input_ids": "int64", "attention_mask": "int64", "global_attention_mask": "int64",
+    }
+    session = onnx_session(path, provider="cpu")
+    assert read_metadata(session)["input_names"] == "huggingface"
+    texts = ["<s> w1 w2 w3 w4 w5 w6 w7 w8 w9 w10 </s>", "<s> w11 w12 </s>", "<s> w20 w21 w22 </s>"]
+    encoded = word_level_tokenizer()(
+        texts, padding=True, return_tensors="np", return_token_type_ids=False
+    )
+    global_attention_mask = np.zeros_like(encoded["input_ids"])
+    global_attention_mask[:, 0] = 1
+    feeds = {**encoded, "global_attention_mask": global_attention_mask}
+    assert {k: v.dtype for k, v in feeds.items()} == dict.fromkeys(feeds, np.dtype("int64"))
+    (logits,) = session.run(["logits"], feeds)  # no renaming, no casting
+    expected = fx.keras_outputs(model, {
+        "token_ids": encoded["input_ids"],
+        "padding_mask": encoded["attention_mask"],
+        "global_mask": global_attention_mask,
+    })["logits"]
+    assert fx.max_abs_error(expected, logits) <= fx.FLOAT32_TOLERANCE
 
 
 # ---------------------------------------------------------------------------
@@ -170,14 +235,16 @@ def _intermediate_shapes(path, feeds, op_types):
 def test_no_where_of_the_scores_size(backbone_export):
     """Masks are additive biases on their own small shapes: every `Where`
     works on tensors no larger than a `[batch, sequence]` mask, while the
-    attention scores (the inputs of the softmax's `Exp`) are far larger."""
+    attention scores (what `Softmax`, or a softmax's `Exp`, reads) are far
+    larger."""
     _, path = backbone_export
     batch, length = 2, 50
     feeds = feeds_for(np.random.default_rng(0), batch, length)
     feeds = {name: value.astype("int32") for name, value in feeds.items()}
-    shapes = _intermediate_shapes(path, feeds, {"Where", "Exp"})
-    assert len(shapes["Exp"]) == 3  # the band of each dilation group, and the global rows
-    smallest_scores = min(int(np.prod(shape)) for shape in shapes["Exp"])
+    shapes = _intermediate_shapes(path, feeds, {"Where", "Exp", "Softmax"})
+    scores = shapes["Exp"] + shapes["Softmax"]
+    assert len(scores) >= 2  # the band and the global rows
+    smallest_scores = min(int(np.prod(shape)) for shape in scores)
     assert smallest_scores >= 10 * batch * length
     for shape in shapes["Where"]:
         assert int(np.prod(shape)) <= batch * length, (shape, smallest_scores)
