@@ -3,7 +3,7 @@
     python tests/backend_worker.py train DIR   # initial.keras -> steps, predictions
     python tests/backend_worker.py load DIR    # every trained_*.keras -> predictions
 
-`train` loads `DIR/initial.keras` (a classifier with dropout off, saved by
+`train` loads `DIR/initial.keras` (a token classifier, dropout off, saved by
 the test), runs a few SGD steps on `DIR/data.npz`, and writes the losses,
 the predictions after the steps, which trainable weights moved, and
 `DIR/trained_<backend>.keras`. `load` predicts with every trained file it
@@ -37,7 +37,8 @@ def train(directory):
         loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
     )
     losses = [
-        float(model.train_on_batch(features(data), data["labels"])) for _ in range(STEPS)
+        float(model.train_on_batch(features(data), data["labels"], return_dict=True)["loss"])
+        for _ in range(STEPS)
     ]
     after = [keras.ops.convert_to_numpy(w) for w in model.trainable_weights]
     moved = [bool(np.any(a != b)) for a, b in zip(after, before)]

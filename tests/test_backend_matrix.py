@@ -56,7 +56,7 @@ def make_data():
         "token_ids": ids,
         "padding_mask": padding,
         "global_mask": glob,
-        "labels": rng.integers(0, 3, (BATCH,)),
+        "labels": rng.integers(0, 3, (BATCH, LENGTH)),
     }
 
 
@@ -70,8 +70,11 @@ def workdir(tmp_path_factory):
         intermediate_dim=32, window=[2, 3], dilation=[1, [1, 2]],
         max_sequence_length=64, pad_token_id=PAD, dropout=0.0, attention_dropout=0.0,
     )
-    classifier = models.LongformerClassifier(backbone, num_classes=3, dropout=0.0)
-    classifier.save(str(directory / "initial.keras"))
+    # A token classifier: every position's output counts, so every weight
+    # has a gradient (a sequence classifier reading only a global `<s>`
+    # leaves the last layer's local projections without one, rightly).
+    model = models.LongformerTokenClassifier(backbone, num_classes=3, dropout=0.0)
+    model.save(str(directory / "initial.keras"))
     np.savez(str(directory / "data.npz"), **make_data())
     worker = os.path.join(TESTS, "backend_worker.py")
     for backend in BACKENDS:
