@@ -138,6 +138,7 @@ def test_a_worker_that_dies_leaves_skipped_rows():
         (["--lengths", "512,x"], "Received: --lengths='512,x'"),
         (["--paths", "ours_float32_forward,nope"], "Received: --paths="),
         (["--backend", "mxnet"], "Received: --backend='mxnet'"),
+        (["--tensorflow-onednn", "maybe"], "Received: --tensorflow-onednn='maybe'"),
         (["--hidden", "100", "--heads", "12"], "Received: --hidden=100, --heads=12"),
         (["--repeats", "0"], "Received: --repeats=0"),
         (["--num-global", "600", "--lengths", "512"], "Received: --num-global=600"),
@@ -147,6 +148,13 @@ def test_bad_options_are_named_errors(argv, message):
     with pytest.raises(ValueError, match="must") as error:
         options(*argv)
     assert message in str(error.value)
+
+
+def test_onednn_switch_reaches_the_workers_only_when_asked(monkeypatch):
+    monkeypatch.delenv("TF_ENABLE_ONEDNN_OPTS", raising=False)
+    assert "TF_ENABLE_ONEDNN_OPTS" not in runner.worker_environment("tensorflow")
+    assert runner.worker_environment("tensorflow", "on")["TF_ENABLE_ONEDNN_OPTS"] == "1"
+    assert runner.worker_environment("torch", "off")["KERAS_BACKEND"] == "torch"
 
 
 def test_quick_defaults():

@@ -8,6 +8,7 @@ import os
 import platform
 import tempfile
 
+from keras_longformer.bench import memory
 from keras_longformer.bench import plot
 from keras_longformer.bench import report
 from keras_longformer.bench import runner
@@ -16,6 +17,7 @@ from keras_longformer.bench.paths import PATHS
 FULL_LENGTHS = (512, 1024, 2048, 4096, 8192, 16384, 32768, 65536)
 QUICK_LENGTHS = (512,)
 BACKENDS = ("tensorflow", "jax", "torch")
+ONEDNN = ("default", "on", "off")
 VERSIONS = ("tensorflow", "keras", "jax", "torch", "transformers", "onnxruntime", "onnxruntime-gpu")
 
 
@@ -34,6 +36,11 @@ def add_arguments(parser):
                         help="comma-separated subset of the measured paths")
     parser.add_argument("--backend", default="tensorflow", help="Keras backend of our layer: "
                         "tensorflow, jax or torch (the peers keep their own)")
+    parser.add_argument(
+        "--tensorflow-onednn", default="default",
+        help="TensorFlow's oneDNN kernels in the workers (TF_ENABLE_ONEDNN_OPTS): on, off, or "
+        "default (TensorFlow's choice: off on CPUs without AVX-512)",
+    )
     parser.add_argument("--hidden", type=int, default=768, help="hidden size D (default 768)")
     parser.add_argument("--heads", type=int, default=12, help="attention heads; divides --hidden (default 12)")
     parser.add_argument("--window", type=int, default=256, help="one-sided window")
@@ -70,6 +77,11 @@ def parse_options(args):
         raise ValueError(f"`--paths` must name paths among {known}. Received: --paths={args.paths!r}")
     if args.backend not in BACKENDS:
         raise ValueError(f"`--backend` must be one of {BACKENDS}. Received: --backend={args.backend!r}")
+    if args.tensorflow_onednn not in ONEDNN:
+        raise ValueError(
+            f"`--tensorflow-onednn` must be one of {ONEDNN}. "
+            f"Received: --tensorflow-onednn={args.tensorflow_onednn!r}"
+        )
     for name in ("hidden", "heads", "window", "batch", "warmup", "peer_max_length"):
         _positive(name.replace("_", "-"), getattr(args, name))
     _positive("num-global", args.num_global, 0)
@@ -93,7 +105,8 @@ def parse_options(args):
                   batch=args.batch, num_global=args.num_global)
     return dict(config=config, lengths=sorted(set(lengths)), paths=names, backend=args.backend,
                 quick=args.quick, repeats=repeats, warmup=args.warmup, timeout=args.timeout,
-                peer_max_length=args.peer_max_length, output_dir=output_dir)
+                peer_max_length=args.peer_max_length, output_dir=output_dir,
+                onednn=args.tensorflow_onednn)
 
 
 def _machine():
@@ -104,7 +117,8 @@ def _machine():
         except importlib.metadata.PackageNotFoundError:
             pass
     return dict(platform=platform.platform(), processor=_cpu_model(), cpu_count=os.cpu_count(),
-                load_average_start=list(os.getloadavg()), versions=versions)
+                load_average_start=list(os.getloadavg()), versions=versions,
+                memory_available_gib=(memory.available_bytes() or 0) / 1024**3)
 
 
 def _cpu_model():
@@ -127,25 +141,33 @@ def run(options, progress=True):
                                   options["peer_max_length"])
     os.makedirs(options["output_dir"], exist_ok=True)
     machine = _machine()
+    machine["tf_enable_onednn_opts"] = runner.worker_environment(
+        options["backend"], options["onednn"]
+    ).get("TF_ENABLE_ONEDNN_OPTS", "unset (TensorFlow's default)")
     started = datetime.datetime.now(datetime.timezone.utc)
     wants_onnx = any(point["path"] == "ours_onnxruntime_forward" for point in points)
     with tempfile.TemporaryDirectory(prefix="keras_longformer_bench_onnx_") as scratch:
         onnx_path = os.path.join(scratch, "longformer_self_attention.onnx") if wants_onnx else None
         setup = dict(repeats=options["repeats"], warmup=1 if options["quick"] else 2, quick=options["quick"],
-                     verify_length=min(options["lengths"]))
+                     # export_onnx verifies at one length: past a few
+                     # blocks (not a block multiple), never the longest.
+                     verify_length=min(min(options["lengths"]), 4 * config["window"] + 5))
         with tqdm(total=len(points), desc="bench", unit="point", disable=not progress) as bar:
             rows, setup_results = runner.run_points(
                 points, config, backend=options["backend"], isolated=not options["quick"],
                 repeats=options["repeats"], warmup=options["warmup"], setup=setup,
                 onnx_path=onnx_path, timeout=options["timeout"], progress=bar,
+                onednn=options["onednn"],
             )
     export = setup_results.get("export", {})
     for row in rows:
         if row["path"] == "ours_onnxruntime_forward" and "error" in export and "skipped" in row:
             row["skipped"] = f"export failed: {export['error']}"
     rates_result = setup_results.get("matmul_rates", {})
-    rates = {dtype: rate["flops_per_second"] for dtype, rate in rates_result.get("rates", {}).items()}
-    rows = report.annotate(rows + skipped, config, rates)
+    measured = rates_result.get("rates", {})
+    rates = {dtype: rate["flops_per_second"] for dtype, rate in measured.items()}
+    cpu_rates = {dtype: rate["flops_per_cpu_second"] for dtype, rate in measured.items()}
+    rows = report.annotate(rows + skipped, config, rates, cpu_rates)
     machine["load_average_end"] = list(os.getloadavg())
     result = dict(
         date=started.isoformat(timespec="seconds"),
@@ -172,7 +194,8 @@ def options_command(options):
     config = options["config"]
     parts = ["--quick"] if options["quick"] else []
     parts += [f"--lengths {','.join(str(n) for n in options['lengths'])}",
-              f"--backend {options['backend']}", f"--hidden {config['hidden']}",
+              f"--backend {options['backend']}", f"--tensorflow-onednn {options['onednn']}",
+              f"--hidden {config['hidden']}",
               f"--heads {config['heads']}", f"--window {config['window']}",
               f"--batch {config['batch']}", f"--num-global {config['num_global']}",
               f"--repeats {options['repeats']}"]

@@ -6,6 +6,10 @@ needs (DESIGN.md, "Useful FLOPs"); work a blocked kernel computes and throws
 away (keys outside the band, padding to blocks) does not count.
 """
 
+import statistics
+import time
+
+
 def rate_shapes(hidden, quick=False):
     """Shapes the matmul rate is measured on; the best of them is the limit:
     a large square product, and the layer's own projection shapes at 4,096
@@ -54,8 +58,11 @@ def measure_matmul_rates(hidden, dtypes=("float32", "bfloat16"), repeats=5, warm
     """Best measured TensorFlow matmul rate (FLOP/s) per dtype.
 
     Returns:
-        `{dtype: {"flops_per_second", "shape", "by_shape"}}`, where
-        `by_shape` maps `"MxKxN"` to the median rate of that shape.
+        `{dtype: {"flops_per_second", "shape", "by_shape",
+        "flops_per_cpu_second"}}`, where `by_shape` maps `"MxKxN"` to the
+        median rate of that shape, and `flops_per_cpu_second` is the best
+        rate per second of process CPU time (all threads), the figure that
+        moves least with other load on a shared machine.
     """
     import tensorflow as tf
 
@@ -63,15 +70,25 @@ def measure_matmul_rates(hidden, dtypes=("float32", "bfloat16"), repeats=5, warm
 
     rates = {}
     for dtype in dtypes:
-        by_shape = {}
+        by_shape, per_cpu_second = {}, {}
         for m, k, n in rate_shapes(hidden, quick):
             a = tf.random.normal((m, k), dtype=dtype)
             b = tf.random.normal((k, n), dtype=dtype)
             product = tf.function(lambda a=a, b=b: tf.matmul(a, b))
-            timing = time_calls(lambda: product().numpy(), repeats=repeats, warmup=warmup)
-            by_shape[f"{m}x{k}x{n}"] = 2 * m * k * n / timing.median
+            cpu_times = []
+
+            def step():
+                start = time.process_time()
+                product().numpy()
+                cpu_times.append(time.process_time() - start)
+
+            timing = time_calls(step, repeats=repeats, warmup=warmup)
+            flops = 2 * m * k * n
+            by_shape[f"{m}x{k}x{n}"] = flops / timing.median
+            per_cpu_second[f"{m}x{k}x{n}"] = flops / statistics.median(cpu_times[warmup:])
         best = max(by_shape, key=by_shape.get)
         rates[dtype] = dict(
-            flops_per_second=by_shape[best], shape=best, by_shape=by_shape
+            flops_per_second=by_shape[best], shape=best, by_shape=by_shape,
+            flops_per_cpu_second=max(per_cpu_second.values()),
         )
     return rates

@@ -36,11 +36,15 @@ def _figure(title, ylabel):
 
 
 def _plot_paths(axes, series):
+    # One color per implementation; forward solid, forward + backward dashed.
+    implementations = list(dict.fromkeys(path.name.rsplit("_", 1)[0] for path in PATHS))
     for path in PATHS:
         if path.name not in series:
             continue
         lengths, values = zip(*series[path.name])
-        axes.plot(lengths, values, STYLE[path.mode], marker="o", markersize=3, label=path.label)
+        color = f"C{implementations.index(path.name.rsplit('_', 1)[0])}"
+        axes.plot(lengths, values, STYLE[path.mode], color=color, marker="o", markersize=3,
+                  label=path.label)
 
 
 def plot_time(rows, config, rates, output_path, subtitle=""):

@@ -33,14 +33,16 @@ def reference_name(path):
     return f"ours_float32_{path.mode}"
 
 
-def annotate(rows, config, rates):
+def annotate(rows, config, rates, cpu_rates=None):
     """Adds useful FLOPs, the limit and ratios to every timed row, in place.
 
     Args:
         rows: result rows (`path`, `length`, `seconds` or `skipped`).
         config: the benchmark configuration.
         rates: `{dtype: flops_per_second}`, possibly empty.
+        cpu_rates: `{dtype: flops_per_cpu_second}`, possibly empty.
     """
+    cpu_rates = cpu_rates or {}
     timed = {(row["path"], row["length"]): row for row in rows if "seconds" in row}
     for row in timed.values():
         path = get_path(row["path"])
@@ -50,6 +52,11 @@ def annotate(rows, config, rates):
         if rate:
             row["limit_seconds"] = flops / rate
             row["fraction_of_limit"] = row["limit_seconds"] / row["seconds"]
+        cpu_rate = cpu_rates.get(path.rate_dtype)
+        if cpu_rate and row.get("cpu_seconds"):
+            # The same figure in CPU time (all threads): steadier under other
+            # load, but runtimes whose idle threads spin count that spin.
+            row["fraction_of_limit_cpu"] = flops / cpu_rate / row["cpu_seconds"]
         reference = timed.get((reference_name(path), row["length"]))
         if reference is not None and reference is not row:
             row["time_vs_ours"] = row["seconds"] / reference["seconds"]
@@ -68,7 +75,7 @@ def limit_seconds(config, length, mode, rate, num_global=None):
 def format_table(rows):
     header = (
         f"{'length':>7}  {'path':<26} {'median s':>9} {'% limit':>8} "
-        f"{'x ours':>7} {'peak MiB':>9}"
+        f"{'x ours':>7} {'% lim cpu':>9} {'peak MiB':>9}"
     )
     lines = [header, "-" * len(header)]
     for row in rows:
@@ -77,12 +84,14 @@ def format_table(rows):
             lines.append(start + f"skipped: {row['skipped']}")
             continue
         fraction = row.get("fraction_of_limit")
+        cpu_fraction = row.get("fraction_of_limit_cpu")
         ratio = row.get("time_vs_ours")
         lines.append(
             start
             + f"{row['seconds']:>9.4f} "
             + (f"{fraction:>8.0%} " if fraction is not None else f"{'':>8} ")
             + (f"{ratio:>6.2f}x " if ratio is not None else f"{'':>7} ")
+            + (f"{cpu_fraction:>9.0%} " if cpu_fraction is not None else f"{'':>9} ")
             + f"{row['added_rss_mib']:>9.0f}"
         )
     return "\n".join(lines)

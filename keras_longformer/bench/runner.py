@@ -85,12 +85,22 @@ def memory_check(point, config):
     return None
 
 
-def run_process(spec, backend, timeout, on_result):
+def worker_environment(backend, onednn="default"):
+    """The worker's environment: `KERAS_BACKEND`, and TensorFlow's oneDNN
+    switch when asked (`on`/`off`; `default` leaves TensorFlow's choice,
+    which is off on CPUs without AVX-512)."""
+    env = dict(os.environ, KERAS_BACKEND=backend)
+    if onednn != "default":
+        env["TF_ENABLE_ONEDNN_OPTS"] = "1" if onednn == "on" else "0"
+    return env
+
+
+def run_process(spec, backend, timeout, on_result, onednn="default"):
     """Runs one worker; calls `on_result` for every result line.
 
     Returns `None` when the worker exited cleanly, else why it did not.
     """
-    env = dict(os.environ, KERAS_BACKEND=backend)
+    env = worker_environment(backend, onednn)
     env.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     with tempfile.TemporaryDirectory(prefix="keras_longformer_bench_") as scratch:
         spec_path = os.path.join(scratch, "spec.json")
@@ -132,7 +142,7 @@ def run_process(spec, backend, timeout, on_result):
 
 
 def run_points(points, config, *, backend, isolated, repeats, warmup, setup,
-               onnx_path, timeout, progress):
+               onnx_path, timeout, progress, onednn="default"):
     """Runs `setup` (matmul rates, ONNX export) then every point.
 
     Returns `(rows, setup_results)`; `setup_results` maps `matmul_rates`
@@ -159,7 +169,8 @@ def run_points(points, config, *, backend, isolated, repeats, warmup, setup,
             tensorflow_group = 0
     if tensorflow_group is None and setup:
         progress.set_postfix_str("matmul rates, ONNX export")
-        failure = run_process(dict(base, setup=setup, points=[]), "tensorflow", timeout, on_result)
+        failure = run_process(dict(base, setup=setup, points=[]), "tensorflow", timeout,
+                              on_result, onednn)
         if failure:
             setup_results.setdefault("matmul_rates", dict(error=failure))
     for index, process in enumerate(groups):
@@ -175,7 +186,7 @@ def run_points(points, config, *, backend, isolated, repeats, warmup, setup,
         if not runnable and not with_setup:
             continue
         spec = dict(base, setup=with_setup, points=runnable)
-        failure = run_process(spec, process["backend"], timeout, on_result)
+        failure = run_process(spec, process["backend"], timeout, on_result, onednn)
         done = {(row["path"], row["length"]) for row in rows}
         for point in runnable:
             if (point["path"], point["length"]) not in done:

@@ -10,6 +10,8 @@ is reported as skipped with the error's first line, never raised.
 
 import gc
 import json
+import os
+import statistics
 import sys
 import time
 
@@ -64,10 +66,22 @@ def run_point(spec, point):
     if not isolated:
         memory.reset_peak()
     baseline = memory.current_rss_bytes()
+    load_average = os.getloadavg()[0]
     start = time.perf_counter()
+    cpu_times = []
     try:
         call, sync, extra = build_step(path, spec["config"], length, spec.get("onnx_path"))
-        timing = time_calls(call, repeats=spec["repeats"], warmup=spec["warmup"], sync=sync)
+
+        def step():
+            # CPU time of the whole process (every thread) per call: on a
+            # shared machine it moves far less with the load than wall time.
+            cpu_start = time.process_time()
+            result = call()
+            if sync is not None:
+                sync(result)
+            cpu_times.append(time.process_time() - cpu_start)
+
+        timing = time_calls(step, repeats=spec["repeats"], warmup=spec["warmup"])
     except Exception as error:  # a point that fails is a row, not a crash
         row["skipped"] = f"failed: {first_line(error)}"
         return row
@@ -76,6 +90,8 @@ def run_point(spec, point):
     row.update(
         seconds=timing.median,
         times=list(timing.times),
+        cpu_seconds=statistics.median(cpu_times[spec["warmup"]:]),
+        load_average=load_average,
         first_seconds=timing.first,
         peak_rss_mib=peak / memory.MIB,
         added_rss_mib=max(peak - baseline, 0) / memory.MIB,
