@@ -43,6 +43,20 @@ from keras_longformer.export.structure import weight_bytes
 EXTERNAL_DATA_THRESHOLD = 1_800_000_000
 
 
+def _check_backend():
+    """tf2onnx converts TensorFlow graphs: refuse at once in a JAX or torch process."""
+    import keras
+
+    backend = keras.backend.backend()
+    if backend != "tensorflow":
+        raise ExportError(
+            "export_onnx converts with tf2onnx, which needs Keras on the TensorFlow "
+            f"backend; this process runs Keras on {backend!r}. Save the model "
+            "(model.save('model.keras')) and run `keras-longformer export model.keras "
+            "model.onnx`, which runs on TensorFlow whatever KERAS_BACKEND says."
+        )
+
+
 def export_onnx(
     model,
     output_path,
@@ -120,6 +134,7 @@ def export_onnx(
     ...                      input_names="huggingface", overwrite=True)
     >>> print(report.table())
     """
+    _check_backend()
     _check_arguments(opset, precision, input_names)
     lengths = _checked_lengths(lengths)
     output_path = files_lib.check_target(output_path, overwrite)

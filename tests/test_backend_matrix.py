@@ -144,3 +144,18 @@ def test_a_file_trained_under_jax_exports_from_a_jax_shell(workdir, tmp_path):
     (logits,) = session.run(None, feeds)
     expected = results(workdir, "train", "jax")["predictions"]
     assert np.max(np.abs(logits - expected)) <= 1e-4
+
+
+@pytest.mark.parametrize("backend", OTHER_BACKENDS)
+def test_export_onnx_in_another_backend_says_how_at_once(backend, tmp_path):
+    script = (
+        "import keras_longformer.export as e\n"
+        "try:\n"
+        f"    e.export_onnx('missing.keras', {str(tmp_path / 'x.onnx')!r})\n"
+        "except e.ExportError as error:\n"
+        "    print('REFUSED', error)\n"
+    )
+    result = run_under(backend, ["-c", script])
+    assert f"this process runs Keras on '{backend}'" in result.stdout
+    assert "keras-longformer export model.keras model.onnx" in result.stdout
+    assert not (tmp_path / "x.onnx").exists()
