@@ -376,3 +376,49 @@ def test_mixed_bfloat16_trains_without_nan(task):
     assert np.all(np.isfinite(history.history["loss"]))
     for value in outputs.values() if isinstance(outputs, dict) else [outputs]:
         assert value.dtype == np.float32 and np.all(np.isfinite(value))
+
+
+# === keras-hub family: names, mask positions ===
+
+
+def test_task_names_follow_keras_hub_and_old_names_still_load():
+    import keras_hub
+
+    assert models.LongformerClassifier is models.LongformerTextClassifier
+    assert models.LongformerQuestionAnswering is models.LongformerQuestionAnswerer
+    assert issubclass(models.LongformerTextClassifier, keras_hub.models.TextClassifier)
+    assert issubclass(models.LongformerMaskedLM, keras_hub.models.MaskedLM)
+    assert issubclass(models.LongformerCausalLM, keras_hub.models.CausalLM)
+    assert isinstance(small_backbone(), keras_hub.models.Backbone)
+    # `.keras` files written before the rename name the old classes.
+    for old, new in (("LongformerClassifier", models.LongformerTextClassifier),
+                     ("LongformerQuestionAnswering", models.LongformerQuestionAnswerer)):
+        assert keras.saving.get_registered_object(f"keras_longformer>{old}") is new
+    model = models.LongformerTextClassifier(small_backbone(), num_classes=2)
+    config = keras.saving.serialize_keras_object(model)
+    config["registered_name"] = "keras_longformer>LongformerClassifier"
+    assert type(keras.saving.deserialize_keras_object(config)) is models.LongformerTextClassifier
+
+
+def test_masked_lm_computes_logits_only_at_mask_positions():
+    model = models.LongformerMaskedLM(small_backbone())
+    x = features()
+    full = as_numpy(model(x))
+    assert full.shape == (BATCH, LENGTH, VOCAB)
+    positions = np.array([[1, 5, 7], [2, 2, 0], [3, 9, 11], [0, 4, 20]], "int32")
+    at_positions = as_numpy(model({**x, "mask_positions": positions}))
+    assert at_positions.shape == (BATCH, 3, VOCAB)
+    expected = np.take_along_axis(full, positions[..., None], axis=1)
+    assert np.abs(at_positions - expected).max() <= 1e-5
+    # Trains on [B, P] labels, the way the preprocessor gives them.
+    model.compile()
+    labels = np.take_along_axis(x["token_ids"], positions, axis=1)
+    history = model.fit({**x, "mask_positions": positions}, labels, batch_size=2, epochs=1, verbose=0)
+    assert np.isfinite(history.history["loss"]).all()
+
+
+def test_backbone_dtype_round_trips():
+    backbone = small_backbone(dtype="bfloat16")
+    config = backbone.get_config()
+    restored = models.LongformerBackbone.from_config(config)
+    assert restored.dtype_policy.name == "bfloat16" and restored.get_config() == config

@@ -56,7 +56,7 @@ class LongformerMaskedLMPreprocessor(MaskedLMPreprocessor):
     Returns:
         `(x, y, sample_weight)`: `x` a dict with `token_ids` `[B, T]` int32
         (masked), `padding_mask` and `global_mask` `[B, T]` bool and
-        `mask_positions` `[B, P]` int; `y` the original tokens at those
+        `mask_positions` `[B, P]` int32; `y` the original tokens at those
         positions `[B, P]`; `sample_weight` `[B, P]`, 1 where a position
         was selected and 0 on padding of `P`.
 
@@ -151,7 +151,8 @@ class LongformerMaskedLMPreprocessor(MaskedLMPreprocessor):
         padding_mask = utils.padding_mask_from_lengths(lengths, token_ids)
         masked = self.masker(token_ids)
         mask_positions, mask_ids, mask_weights = (
-            masked["mask_positions"],
+            # int32 like the other ids (JAX, without x64, would truncate int64 with a warning).
+            tf.cast(masked["mask_positions"], "int32"),
             masked["mask_ids"],
             masked["mask_weights"],
         )

@@ -148,12 +148,44 @@ class LongformerTask(GlobalTokenCheck):
             self._padded_predict = (width, self.predict_function)
             self._prediction_width, self.predict_function = None, plain
 
-    def predict_step(self, data):
-        outputs = super().predict_step(data)
+    def predict_step(self, *args):
+        # TensorFlow and torch: `predict_step(data)` returns the outputs;
+        # JAX: `predict_step(state, data)` returns `(outputs, state)`.
+        outputs = super().predict_step(*args)
         width = self._prediction_width
         if width is None:
             return outputs
-        return keras.tree.map_structure(lambda t: pad_axis_1(t, width), outputs)
+
+        def pad(predictions):
+            return keras.tree.map_structure(lambda t: pad_axis_1(t, width), predictions)
+
+        if keras.backend.backend() == "jax":
+            predictions, state = outputs
+            return pad(predictions), state
+        return pad(outputs)
+
+    # === Presets: weights, not training state ===
+
+    def _not_task_weights(self):
+        """What a preset's task weights leave out: the backbone, and the optimizer's slots."""
+        skipped = list(self.backbone._flatten_layers())
+        if getattr(self, "optimizer", None) is not None:
+            # A task loaded from a preset compiles afresh; slots saved from a
+            # trained optimizer would not fit its unbuilt one (Keras warns).
+            skipped.append(self.optimizer)
+        return skipped
+
+    def save_task_weights(self, filepath):
+        """keras-hub's, without the optimizer's state."""
+        if not str(filepath).endswith(".weights.h5"):
+            raise ValueError(f"The filename must end in `.weights.h5`. Received: filepath={filepath}")
+        keras.saving.save_weights(self, filepath=filepath, objects_to_skip=self._not_task_weights())
+
+    def load_task_weights(self, filepath):
+        """keras-hub's, without the optimizer's state."""
+        if not str(filepath).endswith(".weights.h5"):
+            raise ValueError(f"The filename must end in `.weights.h5`. Received: filepath={filepath}")
+        keras.saving.load_weights(self, filepath, objects_to_skip=self._not_task_weights())
 
 
 def _is_dataset(x):
