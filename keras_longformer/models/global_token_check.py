@@ -31,16 +31,20 @@ class GlobalTokenCheck:
         owner = getattr(self, "backbone", None) or self
         return getattr(owner, "max_global_tokens", None)
 
-    def fit(self, x=None, y=None, *args, **kwargs):
+    def check_global_tokens_of(self, x):
+        """Raises if in-memory features `x` hold a row over the bound."""
         check_batch_global_tokens(x, self._global_token_bound())
+
+    def fit(self, x=None, y=None, *args, **kwargs):
+        self.check_global_tokens_of(x)
         return super().fit(x, y, *args, **kwargs)
 
     def evaluate(self, x=None, y=None, *args, **kwargs):
-        check_batch_global_tokens(x, self._global_token_bound())
+        self.check_global_tokens_of(x)
         return super().evaluate(x, y, *args, **kwargs)
 
     def predict(self, x, *args, **kwargs):
-        check_batch_global_tokens(x, self._global_token_bound())
+        self.check_global_tokens_of(x)
         return super().predict(x, *args, **kwargs)
 
     def make_train_function(self, force=False):

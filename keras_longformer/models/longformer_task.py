@@ -106,6 +106,7 @@ class LongformerTask(GlobalTokenCheck):
         return super().preprocess_samples(x, y, sample_weight)
 
     def fit(self, x=None, y=None, batch_size=None, sample_weight=None, shuffle=True, **kwargs):
+        self.check_global_tokens_of(x)
         if self._takes_features(x):
             return keras.Model.fit(
                 self, x, y, batch_size=batch_size, sample_weight=sample_weight, shuffle=shuffle, **kwargs
@@ -121,6 +122,7 @@ class LongformerTask(GlobalTokenCheck):
         )
 
     def evaluate(self, x=None, y=None, **kwargs):
+        self.check_global_tokens_of(x)
         if self._takes_features(x) and not kwargs.get("_use_cached_eval_dataset"):
             return keras.Model.evaluate(self, x, y, **kwargs)
         return super().evaluate(x, y, **kwargs)
@@ -130,6 +132,7 @@ class LongformerTask(GlobalTokenCheck):
         return None
 
     def predict(self, x=None, batch_size=None, **kwargs):
+        self.check_global_tokens_of(x)
         if self._takes_features(x):
             return keras.Model.predict(self, x, batch_size=batch_size, **kwargs)
         width = self._per_token_width()
