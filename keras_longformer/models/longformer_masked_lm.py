@@ -80,13 +80,11 @@ class LongformerMaskedLM(LongformerTask, MaskedLM):
         )
         as_float32 = keras.layers.Activation(None, dtype="float32", name="logits")
         # === Functional model ===
-        inputs = dict(backbone.input)
-        # Optional: absent (or None), the head runs at every position.
-        inputs[MASK_POSITIONS] = keras.Input(
-            shape=(None,), dtype="int32", name=MASK_POSITIONS, optional=True
-        )
-        sequence = backbone({key: inputs[key] for key in backbone.input})["sequence_output"]
-        outputs = as_float32(lm_head(sequence, mask_positions=inputs[MASK_POSITIONS]))
+        # Logits at every position; `call` takes the `mask_positions` route
+        # (not an input of the graph, so the exported model keeps the
+        # backbone's three inputs).
+        inputs = backbone.input
+        outputs = as_float32(lm_head(backbone(inputs)["sequence_output"]))
         super().__init__(
             inputs=inputs,
             outputs=outputs,
@@ -97,14 +95,16 @@ class LongformerMaskedLM(LongformerTask, MaskedLM):
         )
         # === Config ===
         self.lm_head = lm_head
+        self.as_float32 = as_float32
         self._finish_init()
 
-    def __call__(self, inputs, *args, **kwargs):
-        return super().__call__(_with_mask_positions(inputs), *args, **kwargs)
-
-    def call(self, inputs, *args, **kwargs):
-        # JAX's stateless calls reach `call` without `__call__`.
-        return super().call(_with_mask_positions(inputs), *args, **kwargs)
+    def call(self, inputs, training=None, mask=None):
+        positions = inputs.get(MASK_POSITIONS) if isinstance(inputs, dict) else None
+        features = {key: inputs[key] for key in self.backbone.input} if isinstance(inputs, dict) else inputs
+        if positions is None:
+            return super().call(features, training=training, mask=mask)
+        sequence = self.backbone(features, training=training)["sequence_output"]
+        return self.as_float32(self.lm_head(sequence, mask_positions=positions))
 
     def _per_token_width(self):
         return self.preprocessor.mask_selection_length
@@ -113,9 +113,3 @@ class LongformerMaskedLM(LongformerTask, MaskedLM):
         loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True, ignore_class=-100)
         return fine_tuning_optimizer(), loss, None
 
-
-def _with_mask_positions(inputs):
-    """The feature dict with `mask_positions: None` when it has none (optional input)."""
-    if isinstance(inputs, dict) and MASK_POSITIONS not in inputs:
-        return {**inputs, MASK_POSITIONS: None}
-    return inputs
