@@ -139,8 +139,9 @@ def unconverted_ops(model_proto, opset):
 
 
 def _dims_from_probe(model, structure):
-    """Output dims that follow the batch and sequence sizes, from two
-    symbolic calls at different sizes: output name -> list of names/None."""
+    """Output dims from two symbolic calls of the model at different sizes:
+    output name -> one entry per axis, "batch" or "sequence" (following
+    those sizes), an int (the same in both) or None."""
     import keras
     from keras import tree
 
@@ -171,7 +172,10 @@ def _dims_from_probe(model, structure):
         if first is None or second is None or len(first) != len(second):
             continue
         names[name] = [
-            "batch" if (a, b) == (2, 3) else "sequence" if (a, b) == (5, 7) else None
+            "batch" if (a, b) == (2, 3)
+            else "sequence" if (a, b) == (5, 7)
+            else a if a == b and isinstance(a, int)
+            else None
             for a, b in zip(first, second)
         ]
     return names
@@ -193,12 +197,26 @@ def name_dims(model_proto, model, structure):
                 else f"{value.name}_dim{axis}"
             )
     for value in model_proto.graph.output:
-        guess = probed.get(value.name, [])
-        for axis, dim in enumerate(value.type.tensor_type.shape.dim):
-            if dim.HasField("dim_value"):
-                continue
-            name = guess[axis] if axis < len(guess) else None
-            dim.dim_param = name or f"{value.name}_dim{axis}"
+        _set_output_dims(value, probed.get(value.name))
+
+
+def _set_output_dims(value, probed):
+    """An output's dims as Keras states them (tf2onnx may leave the shape,
+    or a static size, unknown); readable names for what stays unknown."""
+    tensor_type = value.type.tensor_type
+    agrees = not tensor_type.HasField("shape") or len(tensor_type.shape.dim) == len(probed or ())
+    if probed is not None and agrees:
+        tensor_type.shape.SetInParent()
+        while len(tensor_type.shape.dim) < len(probed):
+            tensor_type.shape.dim.add()
+        for dim, known in zip(tensor_type.shape.dim, probed):
+            if isinstance(known, int):
+                dim.dim_value = known
+            elif known is not None:
+                dim.dim_param = known
+    for axis, dim in enumerate(tensor_type.shape.dim):
+        if not dim.HasField("dim_value") and (not dim.dim_param or dim.dim_param.startswith("unk__")):
+            dim.dim_param = f"{value.name}_dim{axis}"
 
 
 def io_dims(model_proto):

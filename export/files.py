@@ -18,6 +18,8 @@ import shutil
 import tempfile
 
 DATA_SUFFIX = ".data"
+# With external data, tensors of at least this many bytes go to the .data file.
+EXTERNAL_TENSOR_BYTES = 1024
 
 
 def _exists_error(path):
@@ -81,9 +83,11 @@ def staging_directory(output_path):
 
 def save(model_proto, path, *, external_data):
     """Writes `model_proto` to `path`; with `external_data`, every tensor of
-    1 KiB or more goes to `path + ".data"` (referenced by its base name).
+    `EXTERNAL_TENSOR_BYTES` or more goes to `path + ".data"` (referenced by
+    its base name).
 
-    Returns the data file's path, or None.
+    Returns the data file's path, or None (also when no tensor was large
+    enough to go there).
     """
     import onnx
 
@@ -97,9 +101,9 @@ def save(model_proto, path, *, external_data):
         save_as_external_data=True,
         all_tensors_to_one_file=True,
         location=location,
-        size_threshold=1024,
+        size_threshold=EXTERNAL_TENSOR_BYTES,
     )
-    return data_path_of(path)
+    return data_path_of(path) if os.path.exists(data_path_of(path)) else None
 
 
 def external_locations(path):

@@ -6,7 +6,6 @@ replacing the conversion with a copy (`reuse_graph`).
 """
 
 import copy
-import functools
 
 import keras
 import numpy as np
@@ -108,16 +107,20 @@ def max_abs_error(expected, actual):
     return float(np.max(np.abs(actual.astype(np.float64) - expected.astype(np.float64))))
 
 
-@functools.lru_cache(maxsize=None)
+_CONVERTED = {}
+
+
 def converted(name="small"):
     """(model, ModelProto) of a named model, converted once per process."""
     from keras_longformer.export import structure as structure_lib
     from keras_longformer.export import verify as verify_lib
 
-    model = {"small": build_small_model}[name]()
-    structure = structure_lib.model_structure(model)
-    structure_lib.ensure_called(model, structure, verify_lib.describe_model(model))
-    return model, conversion_lib.convert(model, structure, opset=17, large_model=False)
+    if name not in _CONVERTED:
+        model = {"small": build_small_model}[name]()
+        structure = structure_lib.model_structure(model)
+        structure_lib.ensure_called(model, structure, verify_lib.describe_model(model))
+        _CONVERTED[name] = (model, conversion_lib.convert(model, structure, opset=17, large_model=False))
+    return _CONVERTED[name]
 
 
 def reuse_graph(monkeypatch, name="small"):

@@ -67,6 +67,20 @@ def test_external_data_is_written_beside_its_onnx(monkeypatch, tmp_path, large):
     assert_matches_keras(model, target)
 
 
+def test_int8_with_external_data(monkeypatch, tmp_path, large):
+    # The small model's int8 tables are under 1 KiB: send out those over 200 bytes.
+    monkeypatch.setattr(files_lib, "EXTERNAL_TENSOR_BYTES", 200)
+    model = fx.reuse_graph(monkeypatch)
+    target = tmp_path / "m.onnx"
+    report = export_onnx(model, target, precision="int8", lengths=[6])
+    assert report.verified and listing(tmp_path) == ["m.onnx", "m.onnx.data"]
+    session = onnx_session(target, provider="cpu")
+    feeds = fx.random_inputs(np.random.default_rng(0), 11)
+    expected = fx.keras_outputs(model, feeds)["sequence_output"]
+    actual = fx.session_outputs(session, feeds)["sequence_output"]
+    assert fx.max_abs_error(expected, actual) <= 0.1 * np.max(np.abs(expected))
+
+
 def test_existing_data_is_refused_before_any_work(monkeypatch, tmp_path, large):
     model = fx.reuse_graph(monkeypatch)
     (tmp_path / "m.onnx.data").write_bytes(b"someone else's weights")
@@ -188,15 +202,18 @@ def test_a_missing_data_file_is_named(monkeypatch, tmp_path, large):
 # ---------------------------------------------------------------------------
 
 
-def keras_archive(tmp_path, name, edit):
-    """A copy of a real `.keras` file of the small model, with `edit` applied
-    to {member name: bytes}."""
+@pytest.fixture(scope="module")
+def keras_members(tmp_path_factory):
+    """{member name: bytes} of a real `.keras` file of the small model."""
     model, _ = fx.converted()
-    source = tmp_path / "source.keras"
-    if not source.exists():
-        model.save(source)
+    source = tmp_path_factory.mktemp("keras") / "source.keras"
+    model.save(source)
     with zipfile.ZipFile(source) as archive:
-        members = {item: archive.read(item) for item in archive.namelist()}
+        return {item: archive.read(item) for item in archive.namelist()}
+
+
+def keras_archive(tmp_path, members, name, edit):
+    """A `.keras` archive of `members` with `edit` applied."""
     members = edit(members)
     path = tmp_path / name
     with zipfile.ZipFile(path, "w") as archive:
@@ -227,8 +244,8 @@ def truncated_weights(members):
     ],
     ids=["no-config", "bad-json", "truncated-weights"],
 )
-def test_bad_keras_files(monkeypatch, tmp_path, edit, message):
-    path = keras_archive(tmp_path, "bad.keras", edit)
+def test_bad_keras_files(monkeypatch, tmp_path, keras_members, edit, message):
+    path = keras_archive(tmp_path, keras_members, "bad.keras", edit)
     monkeypatch.setattr(conversion_lib, "convert", fail_converting)
     out = tmp_path / "out"
     out.mkdir()
