@@ -115,6 +115,17 @@ def test_a_point_that_would_not_fit_is_skipped_with_the_estimate(monkeypatch):
     assert runner.memory_check(dict(path="ours_float32_forward", length=4096), config) is None
 
 
+def test_a_point_predicted_too_long_is_skipped_with_the_estimate():
+    done = [dict(path="keras_mha_forward", length=2048, seconds=10.0),
+            dict(path="hf_torch_forward", length=2048, seconds=10.0)]
+    reason = runner.time_check(dict(path="keras_mha_forward", length=8192), done, 6, 900)
+    assert reason == (
+        "estimated 160 s per call from 2048 tokens: 6 calls exceed --max-point-seconds 900"
+    )
+    assert runner.time_check(dict(path="hf_torch_forward", length=8192), done, 6, 900) is None
+    assert runner.time_check(dict(path="ours_float32_forward", length=8192), done, 6, 900) is None
+
+
 def test_a_worker_that_dies_leaves_skipped_rows():
     class Bar:
         def update(self, n):

@@ -49,6 +49,9 @@ def add_arguments(parser):
     parser.add_argument("--repeats", type=int, default=None, help="timed runs per point (5; 2 with --quick)")
     parser.add_argument("--warmup", type=int, default=1, help="untimed runs first")
     parser.add_argument("--timeout", type=float, default=1800.0, help="seconds per worker process")
+    parser.add_argument("--max-point-seconds", type=float, default=900.0,
+                        help="skip a point whose warm-up and timed calls are predicted (from the "
+                        "same path at a shorter length) to take longer than this")
     parser.add_argument("--output-dir", default="bench-results",
                         help="directory for bench.json, time_vs_length.png, memory_vs_length.png")
 
@@ -96,6 +99,11 @@ def parse_options(args):
         )
     repeats = args.repeats if args.repeats is not None else (2 if args.quick else 5)
     _positive("repeats", repeats)
+    if not args.max_point_seconds > 0:
+        raise ValueError(
+            "`--max-point-seconds` must be > 0. "
+            f"Received: --max-point-seconds={args.max_point_seconds!r}"
+        )
     if not args.timeout > 0:
         raise ValueError(f"`--timeout` must be > 0 seconds. Received: --timeout={args.timeout!r}")
     output_dir = os.path.abspath(args.output_dir)
@@ -106,7 +114,7 @@ def parse_options(args):
     return dict(config=config, lengths=sorted(set(lengths)), paths=names, backend=args.backend,
                 quick=args.quick, repeats=repeats, warmup=args.warmup, timeout=args.timeout,
                 peer_max_length=args.peer_max_length, output_dir=output_dir,
-                onednn=args.tensorflow_onednn)
+                onednn=args.tensorflow_onednn, max_point_seconds=args.max_point_seconds)
 
 
 def _machine():
@@ -157,7 +165,7 @@ def run(options, progress=True):
                 points, config, backend=options["backend"], isolated=not options["quick"],
                 repeats=options["repeats"], warmup=options["warmup"], setup=setup,
                 onnx_path=onnx_path, timeout=options["timeout"], progress=bar,
-                onednn=options["onednn"],
+                onednn=options["onednn"], max_point_seconds=options["max_point_seconds"],
             )
     export = setup_results.get("export", {})
     for row in rows:

@@ -95,6 +95,29 @@ def worker_environment(backend, onednn="default"):
     return env
 
 
+def time_check(point, rows, calls, max_point_seconds):
+    """A skip reason when the point's calls would take longer than
+    `max_point_seconds`, predicted from the same path's longest shorter
+    length (linear in the length; quadratic for the dense Keras MHA)."""
+    if max_point_seconds is None:
+        return None
+    shorter = [
+        row for row in rows
+        if row["path"] == point["path"] and row["length"] < point["length"] and "seconds" in row
+    ]
+    if not shorter:
+        return None
+    previous = max(shorter, key=lambda row: row["length"])
+    power = 2 if get_path(point["path"]).family == "keras_mha" else 1
+    per_call = previous["seconds"] * (point["length"] / previous["length"]) ** power
+    if per_call * calls <= max_point_seconds:
+        return None
+    return (
+        f"estimated {per_call:.0f} s per call from {previous['length']} tokens: "
+        f"{calls} calls exceed --max-point-seconds {max_point_seconds:g}"
+    )
+
+
 def run_process(spec, backend, timeout, on_result, onednn="default"):
     """Runs one worker; calls `on_result` for every result line.
 
@@ -142,7 +165,7 @@ def run_process(spec, backend, timeout, on_result, onednn="default"):
 
 
 def run_points(points, config, *, backend, isolated, repeats, warmup, setup,
-               onnx_path, timeout, progress, onednn="default"):
+               onnx_path, timeout, progress, onednn="default", max_point_seconds=None):
     """Runs `setup` (matmul rates, ONNX export) then every point.
 
     Returns `(rows, setup_results)`; `setup_results` maps `matmul_rates`
@@ -176,7 +199,9 @@ def run_points(points, config, *, backend, isolated, repeats, warmup, setup,
     for index, process in enumerate(groups):
         runnable = []
         for point in process["points"]:
-            reason = memory_check(point, config)
+            reason = memory_check(point, config) or time_check(
+                point, rows, repeats + warmup, max_point_seconds
+            )
             if reason:
                 rows.append(dict(point, skipped=reason))
                 progress.update(1)
