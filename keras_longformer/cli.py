@@ -25,6 +25,7 @@ human text and recorded fields.
 """
 
 import argparse
+import contextlib
 import os
 import sys
 import tempfile
@@ -78,6 +79,16 @@ def _add_export(subparsers):
         help="comma-separated sequence lengths to verify at (default: a sweep "
         "around every attention window, plus a long one)",
     )
+    parser.add_argument(
+        "--precision", choices=("float32", "float16", "int8"), default="float32",
+        help="float32 (default); float16: half-precision weights and matmuls for GPU serving; "
+        "int8: onnxruntime's dynamic quantization of the weights for CPU serving",
+    )
+    parser.add_argument(
+        "--hf-names", action="store_true",
+        help="name the inputs input_ids, attention_mask, global_attention_mask (int64), "
+        "as a Hugging Face tokenizer returns them",
+    )
     parser.add_argument("--no-verify", action="store_true", help="skip the verification sweep")
     parser.add_argument("--force", action="store_true", help="replace an existing output file")
     parser.set_defaults(run=_run_export)
@@ -98,6 +109,8 @@ def _run_export(args):
             args.model,
             args.output,
             opset=args.opset,
+            precision=args.precision,
+            input_names="huggingface" if args.hf_names else "keras",
             verify=not args.no_verify,
             lengths=args.lengths,
             overwrite=args.force,
@@ -289,18 +302,34 @@ def build_parser():
     return parser
 
 
-def _configure_logging(quiet):
+@contextlib.contextmanager
+def _logging_configured(quiet):
+    """Our log lines on stderr, one per message, for the command's duration.
+
+    `main` may be called in-process (tests, notebooks): the loggers are
+    restored afterwards so the caller's logging is as it was.
+    """
     import logging
 
     # Python warnings are not filtered here: see `warnings_in_one_line`.
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter(f"{PROG}: %(message)s"))
     ours = logging.getLogger("keras_longformer")
+    others = [logging.getLogger(name) for name in ("tensorflow", "tf2onnx", "absl")]
+    saved = (ours.handlers[:], ours.level, ours.propagate, [o.level for o in others])
     ours.handlers[:] = [handler]
     ours.setLevel(logging.WARNING if quiet else logging.INFO)
     ours.propagate = False
-    for name in ("tensorflow", "tf2onnx", "absl"):
-        logging.getLogger(name).setLevel(logging.ERROR)
+    for other in others:
+        other.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        handlers, level, ours.propagate, levels = saved
+        ours.handlers[:] = handlers
+        ours.setLevel(level)
+        for other, level in zip(others, levels):
+            other.setLevel(level)
 
 
 def _output_mode(args):
@@ -347,8 +376,9 @@ def main(argv=None):
         parser.print_help(sys.stderr)
         return 2
     args.reporter = Reporter(args.command, _output_mode(args))
-    with native_logs_hidden(not args.verbose), warnings_in_one_line():
-        _configure_logging(quiet=not args.reporter.chatty)
+    with native_logs_hidden(not args.verbose), warnings_in_one_line(), _logging_configured(
+        quiet=not args.reporter.chatty
+    ):
         status, error = _run(args)
         if error is not None:
             prefix = f"{PROG}: " if status == 130 else f"{PROG}: error: "

@@ -22,8 +22,10 @@ BATCH, LENGTH, HIDDEN = 2, 10, 8
 # layer with several call arguments cannot take; these layers train inside
 # every task model on every backend (tests/test_models.py,
 # tests/test_backend_matrix.py).
-# The suite fills the masks with random values, ~70% non-zero: mixed
-# padding and many global tokens.
+# The suite fills integer tensors with uniform [0, 3) cast to int: masks
+# ~2/3 non-zero (non-zero integers are true), so mixed padding and many
+# global tokens. (A float mask must hold only 0 and 1, which the suite's
+# random floats do not.)
 ATTENTION_SHAPES = dict(
     input_shape={
         "hidden_states_shape": (BATCH, LENGTH, HIDDEN),
@@ -32,8 +34,8 @@ ATTENTION_SHAPES = dict(
     },
     input_dtype={
         "hidden_states_shape": "float32",
-        "padding_mask_shape": "float32",
-        "global_mask_shape": "float32",
+        "padding_mask_shape": "int32",
+        "global_mask_shape": "int32",
     },
 )
 

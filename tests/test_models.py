@@ -1,5 +1,7 @@
 """Embeddings, encoder layer, backbone and task models."""
 
+import warnings
+
 import numpy as np
 import pytest
 import keras
@@ -322,6 +324,22 @@ def test_task_fits_saves_and_reloads(task, tmp_path):
         restored.fit(features(), y, epochs=1, batch_size=2, verbose=0)
 
 
+def test_a_task_saved_before_training_keeps_its_optimizer_and_loss(tmp_path):
+    """The user's compile survives a save before any step (the optimizer
+    has no slots yet), and loading it warns about nothing."""
+    model = models.LongformerClassifier(small_backbone(), num_classes=2)
+    model.compile(optimizer=keras.optimizers.SGD(0.25, momentum=0.5), loss="mse")
+    path = str(tmp_path / "untrained.keras")
+    model.save(path)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        restored = keras.models.load_model(path)
+    assert type(restored.optimizer) is keras.optimizers.SGD
+    assert float(keras.ops.convert_to_numpy(restored.optimizer.learning_rate)) == 0.25
+    assert restored.optimizer.momentum == 0.5
+    assert restored.loss == "mse"
+
+
 def test_classifier_trains_the_pooler_a_masked_lm_froze():
     backbone = small_backbone()
     models.LongformerMaskedLM(backbone)
@@ -378,26 +396,7 @@ def test_mixed_bfloat16_trains_without_nan(task):
         assert value.dtype == np.float32 and np.all(np.isfinite(value))
 
 
-# === keras-hub family: names, mask positions ===
-
-
-def test_task_names_follow_keras_hub_and_old_names_still_load():
-    import keras_hub
-
-    assert models.LongformerClassifier is models.LongformerTextClassifier
-    assert models.LongformerQuestionAnswering is models.LongformerQuestionAnswerer
-    assert issubclass(models.LongformerTextClassifier, keras_hub.models.TextClassifier)
-    assert issubclass(models.LongformerMaskedLM, keras_hub.models.MaskedLM)
-    assert issubclass(models.LongformerCausalLM, keras_hub.models.CausalLM)
-    assert isinstance(small_backbone(), keras_hub.models.Backbone)
-    # `.keras` files written before the rename name the old classes.
-    for old, new in (("LongformerClassifier", models.LongformerTextClassifier),
-                     ("LongformerQuestionAnswering", models.LongformerQuestionAnswerer)):
-        assert keras.saving.get_registered_object(f"keras_longformer>{old}") is new
-    model = models.LongformerTextClassifier(small_backbone(), num_classes=2)
-    config = keras.saving.serialize_keras_object(model)
-    config["registered_name"] = "keras_longformer>LongformerClassifier"
-    assert type(keras.saving.deserialize_keras_object(config)) is models.LongformerTextClassifier
+# === Masked LM at mask positions; dtype ===
 
 
 def test_masked_lm_computes_logits_only_at_mask_positions():

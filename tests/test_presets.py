@@ -133,6 +133,26 @@ def test_backbone_tokenizer_and_preprocessor_presets(tokenizer, tmp_path):
     assert to_numpy(mlm(x)).shape == tuple(y.shape) + (tokenizer.vocabulary_size(),)
 
 
+def test_task_names_follow_keras_hub_and_old_names_still_load():
+    assert models.LongformerClassifier is models.LongformerTextClassifier
+    assert models.LongformerQuestionAnswering is models.LongformerQuestionAnswerer
+    assert issubclass(models.LongformerTextClassifier, keras_hub.models.TextClassifier)
+    assert issubclass(models.LongformerMaskedLM, keras_hub.models.MaskedLM)
+    assert issubclass(models.LongformerCausalLM, keras_hub.models.CausalLM)
+    backbone = models.LongformerBackbone(
+        vocabulary_size=40, num_layers=1, num_heads=2, hidden_dim=8, intermediate_dim=16, window=2
+    )
+    assert isinstance(backbone, keras_hub.models.Backbone)
+    # `.keras` files written before the rename name the old classes.
+    for old, new in (("LongformerClassifier", models.LongformerTextClassifier),
+                     ("LongformerQuestionAnswering", models.LongformerQuestionAnswerer)):
+        assert keras.saving.get_registered_object(f"keras_longformer>{old}") is new
+    model = models.LongformerTextClassifier(backbone, num_classes=2)
+    config = keras.saving.serialize_keras_object(model)
+    config["registered_name"] = "keras_longformer>LongformerClassifier"
+    assert type(keras.saving.deserialize_keras_object(config)) is models.LongformerTextClassifier
+
+
 def test_preset_of_another_model_family_is_an_error(tmp_path):
     keras_hub.models.BertBackbone(
         vocabulary_size=10, num_layers=1, num_heads=1, hidden_dim=4, intermediate_dim=8

@@ -198,9 +198,11 @@ class LongformerEmbeddings(keras.layers.Layer):
         unknown = ops.logical_or(
             ops.less(token_ids, 0), ops.greater_equal(token_ids, self.vocabulary_size)
         )
-        return ops.where(
-            unknown[:, :, None], ops.full((), float("nan"), embeddings.dtype), embeddings
-        )
+        # A [batch, sequence] bias, sqrt(-0) = 0 or sqrt(-1) = NaN, broadcast
+        # over the features. Arithmetic, not a select: tf2onnx lowers a
+        # select to `c * x + (1 - c) * y`, where 0 * NaN poisons every row.
+        poison = ops.sqrt(-ops.cast(unknown, embeddings.dtype))
+        return embeddings + poison[:, :, None]
 
     def compute_output_shape(self, token_ids_shape):
         return tuple(token_ids_shape) + (self.hidden_dim,)

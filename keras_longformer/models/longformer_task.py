@@ -8,6 +8,8 @@ from keras_longformer.models.longformer_backbone import LongformerBackbone
 # low enough that no argmax over positions picks it, finite so that a
 # softmax over it stays a number.
 PREDICTION_PAD_VALUE = -1e9
+# A key of our compile config: whether the saved optimizer had been built.
+_OPTIMIZER_BUILT = "keras_longformer_optimizer_built"
 
 
 class LongformerTask(GlobalTokenCheck):
@@ -68,21 +70,23 @@ class LongformerTask(GlobalTokenCheck):
         raise NotImplementedError
 
     def get_compile_config(self):
-        # A task compiles at construction, as keras-hub's do. Saved before
-        # any training step, its optimizer holds no slots; restoring that
-        # compile config would build a full optimizer on load and Keras
-        # would warn that the saved one does not match. The loaded task
-        # compiles itself again instead, as when it was constructed.
-        optimizer = getattr(self, "optimizer", None)
-        if optimizer is not None and not optimizer.built:
-            return None
-        return super().get_compile_config()
+        # Keras builds the optimizer of a loaded model before restoring its
+        # variables; one saved before any training step has no slots yet, and
+        # Keras would then warn that the saved optimizer does not match. The
+        # config says whether to build it, so the user's own optimizer and
+        # loss always come back as compiled.
+        config = super().get_compile_config()
+        if config is not None:
+            optimizer = getattr(self, "optimizer", None)
+            config[_OPTIMIZER_BUILT] = optimizer is not None and optimizer.built
+        return config
 
     def compile_from_config(self, config):
         """Recompiles a loaded model as it was saved (optimizer state included)."""
-        config = keras.saving.deserialize_keras_object(config)
-        self.compile(**config)
-        if getattr(self, "optimizer", None) is not None and self.built:
+        config = dict(config)
+        build_optimizer = config.pop(_OPTIMIZER_BUILT, True)
+        self.compile(**keras.saving.deserialize_keras_object(config))
+        if build_optimizer and getattr(self, "optimizer", None) is not None and self.built:
             self.optimizer.build(self.trainable_variables)
 
     def compile(self, optimizer="auto", loss="auto", metrics="auto", **kwargs):
