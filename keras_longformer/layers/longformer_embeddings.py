@@ -201,7 +201,8 @@ class LongformerEmbeddings(keras.layers.Layer):
         # A [batch, sequence] bias, sqrt(-0) = 0 or sqrt(-1) = NaN, broadcast
         # over the features. Arithmetic, not a select: tf2onnx lowers a
         # select to `c * x + (1 - c) * y`, where 0 * NaN poisons every row.
-        poison = ops.sqrt(-ops.cast(unknown, embeddings.dtype))
+        poison = ops.sqrt(-ops.cast(unknown, "float32"))
+        poison = ops.cast(poison, embeddings.dtype)
         return embeddings + poison[:, :, None]
 
     def compute_output_shape(self, token_ids_shape):
