@@ -90,7 +90,6 @@ class LongformerCausalLM(LongformerTask, CausalLM):
                 "LongformerCausalLM needs a backbone built with causal=True. "
                 f"Received: backbone.causal={backbone.causal!r}"
             )
-        freeze_unused_pooler(backbone)
         dtype = dtype or backbone.dtype_policy
         # === Layers ===
         decoder = LongformerTiedLogits(backbone.token_embedding, dtype=dtype, name="decoder")
@@ -106,6 +105,9 @@ class LongformerCausalLM(LongformerTask, CausalLM):
             compile=compile,
             **kwargs,
         )
+        # After the functional init, which sets `trainable` on every layer
+        # from the config (a loaded task would train its pooler again).
+        freeze_unused_pooler(backbone)
         # === Config ===
         self.decoder = decoder
         self.use_cache = True

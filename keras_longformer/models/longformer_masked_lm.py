@@ -69,7 +69,6 @@ class LongformerMaskedLM(LongformerTask, MaskedLM):
     def __init__(self, backbone, preprocessor=None, dtype=None, compile=True, **kwargs):
         check_backbone(backbone, "LongformerMaskedLM")
         check_preprocessor(preprocessor, self.preprocessor_cls, "LongformerMaskedLM")
-        freeze_unused_pooler(backbone)
         dtype = dtype or backbone.dtype_policy
         # === Layers ===
         lm_head = LongformerMaskedLMHead(
@@ -93,6 +92,9 @@ class LongformerMaskedLM(LongformerTask, MaskedLM):
             compile=compile,
             **kwargs,
         )
+        # After the functional init, which sets `trainable` on every layer
+        # from the config (a loaded task would train its pooler again).
+        freeze_unused_pooler(backbone)
         # === Config ===
         self.lm_head = lm_head
         self.as_float32 = as_float32

@@ -63,7 +63,6 @@ class LongformerQuestionAnswerer(LongformerTask, Task):
     def __init__(self, backbone, preprocessor=None, dtype=None, compile=True, **kwargs):
         check_backbone(backbone, "LongformerQuestionAnswerer")
         check_preprocessor(preprocessor, self.preprocessor_cls, "LongformerQuestionAnswerer")
-        freeze_unused_pooler(backbone)
         dtype = dtype or backbone.dtype_policy
         # === Layers ===
         output_dense = keras.layers.Dense(
@@ -86,6 +85,9 @@ class LongformerQuestionAnswerer(LongformerTask, Task):
             compile=compile,
             **kwargs,
         )
+        # After the functional init, which sets `trainable` on every layer
+        # from the config (a loaded task would train its pooler again).
+        freeze_unused_pooler(backbone)
         # === Config ===
         self.output_dense = output_dense
         self._finish_init()

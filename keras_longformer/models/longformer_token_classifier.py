@@ -79,7 +79,6 @@ class LongformerTokenClassifier(LongformerTask, Task):
         check_preprocessor(preprocessor, self.preprocessor_cls, "LongformerTokenClassifier")
         check_int("num_classes", num_classes, 1)
         check_rate("dropout", dropout)
-        freeze_unused_pooler(backbone)
         dtype = dtype or backbone.dtype_policy
         # === Layers ===
         output_dropout = keras.layers.Dropout(dropout, dtype=dtype, name="output_dropout")
@@ -103,6 +102,9 @@ class LongformerTokenClassifier(LongformerTask, Task):
             compile=compile,
             **kwargs,
         )
+        # After the functional init, which sets `trainable` on every layer
+        # from the config (a loaded task would train its pooler again).
+        freeze_unused_pooler(backbone)
         # === Config ===
         self.num_classes = num_classes
         self.dropout = float(dropout)

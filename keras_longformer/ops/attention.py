@@ -100,7 +100,11 @@ def longformer_attention(
     global_tokens.check_global_tokens(global_mask, padding_mask, max_global_tokens)
     arrays = (query, key, value, padding_mask, global_mask, global_query, global_key, global_value)
     if dropout_fn is None and _eager_on_jax(arrays):
-        static = (window, _hashable(dilation), causal, scale, max_global_tokens)
+        # Every static argument checked first: a cache key never stands for
+        # an unchecked value (True would share the entry of 1).
+        heads = _check_inputs(*(ops.convert_to_tensor(a) for a in arrays[:3]), window, causal)[0]
+        dilation = tuple(_per_head_dilation(dilation, heads))
+        static = (window, dilation, causal, scale, max_global_tokens)
         return _compiled_on_jax(*static)(*arrays)
     query, key, value = (ops.convert_to_tensor(t) for t in (query, key, value))
     heads, head_dim = _check_inputs(query, key, value, window, causal)
@@ -209,10 +213,6 @@ def _eager_on_jax(arrays):
     import jax
 
     return not any(isinstance(a, (jax.core.Tracer, keras.KerasTensor)) for a in arrays)
-
-
-def _hashable(dilation):
-    return tuple(dilation) if isinstance(dilation, (list, tuple)) else dilation
 
 
 @functools.lru_cache(maxsize=64)
