@@ -18,15 +18,6 @@ from keras_longformer import models
 TESTS = os.path.dirname(os.path.abspath(__file__))
 BACKENDS = ["tensorflow", "jax", "torch"]
 OTHER_BACKENDS = ["jax", "torch"]
-# Files whose tests marked `backends` also run under JAX and torch.
-PORTABLE_TEST_FILES = [
-    "test_attention_op.py",
-    "test_global_tokens.py",
-    "test_models.py",
-    "test_convert_huggingface.py",
-    "test_keras_layer_suite.py",
-    "test_bad_inputs.py",
-]
 VOCAB, PAD, LENGTH, BATCH = 40, 1, 30, 4
 
 
@@ -113,17 +104,6 @@ def test_keras_files_load_under_every_backend(workdir, saved_by, loaded_by):
     expected = results(workdir, "train", saved_by)["predictions"]
     loaded = results(workdir, "load", loaded_by)[saved_by]
     assert np.max(np.abs(loaded - expected)) <= 1e-5
-
-
-@pytest.mark.parametrize("backend", OTHER_BACKENDS)
-def test_portable_tests_pass_under_backend(backend):
-    result = run_under(
-        backend,
-        ["-m", "pytest", "-q", "-m", "backends", "-p", "no:cacheprovider", *PORTABLE_TEST_FILES],
-        timeout=1500,
-    )
-    summary = result.stdout.strip().splitlines()[-1]
-    assert " passed" in summary and "failed" not in summary and "error" not in summary, summary
 
 
 def test_a_file_trained_under_jax_exports_from_a_jax_shell(workdir, tmp_path):
