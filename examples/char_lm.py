@@ -41,6 +41,10 @@ def parse_args(argv=None):
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--learning-rate", type=float, default=2e-3)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--sample-length", type=int, default=256,
+        help="characters of text to generate after training, prompt included (0: none; at most --length)",
+    )
     parser.add_argument("--quick", action="store_true", help="a tiny run for tests")
     args = parser.parse_args(argv)
     if args.quick:
@@ -51,8 +55,11 @@ def parse_args(argv=None):
         args.min_window = min(args.min_window, 4)
         args.epochs = min(args.epochs, 1)
         args.steps = min(args.steps or 20, 20)
+        args.sample_length = min(args.sample_length, 48)
     if not 0 < args.holdout < 1:
         parser.error(f"--holdout must be in (0, 1). Received: {args.holdout}")
+    if args.sample_length < 0:
+        parser.error(f"--sample-length must be >= 0. Received: {args.sample_length}")
     if args.heads < 2:
         parser.error(f"--heads must be >= 2 (two heads are dilated). Received: {args.heads}")
     return args
@@ -114,7 +121,9 @@ def train_and_evaluate(args):
         dict with `bits_per_character` (held out), `unigram_entropy` (bits
         per held-out character of the training text's unigram distribution:
         the score of a model without context) and `uniform` (log2 of the
-        number of distinct characters).
+        number of distinct characters), and `sample`: `(prompt, continuation)`
+        generated from the start of the held-out text (None when
+        `--sample-length` is 0).
     """
     os.environ.setdefault("KERAS_BACKEND", "tensorflow")
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
@@ -178,11 +187,33 @@ def train_and_evaluate(args):
     )
     logits = model.predict(x_test, batch_size=args.batch_size, verbose=0)
     print(f"trained in {time.time() - started:.0f}s")
+    sample = None
+    if args.sample_length:
+        sample = generate_sample(model, test_ids, min(args.sample_length, args.length), vocabulary)
     return {
+        "sample": sample,
         "bits_per_character": float(bits_per_token(logits, y_test)),
         "unigram_entropy": float(test_unigram),
         "uniform": math.log2(vocabulary_size - 2),
     }
+
+
+def generate_sample(model, prompt_source, length, vocabulary):
+    """Continues the first quarter of `length` characters of `prompt_source`.
+
+    Returns:
+        `(prompt, continuation)` strings; `length` characters in all (the
+        model's top-k sampler, seeded by `--seed`).
+    """
+    prompt = np.asarray(prompt_source[: max(1, length // 4)], "int32")
+    token_ids = np.full((1, length), PAD, "int32")
+    token_ids[0, : len(prompt)] = prompt
+    padding_mask = np.arange(length)[None, :] < len(prompt)
+    generated = model.generate({"token_ids": token_ids, "padding_mask": padding_mask}, stop_token_ids=None)
+    ids = np.asarray(generated["token_ids"])[0]
+    characters = {i: c for c, i in vocabulary.items()}
+    text = "".join(characters.get(int(i), "\ufffd") for i in ids)
+    return text[: len(prompt)], text[len(prompt) :]
 
 
 def main(argv=None):
@@ -193,6 +224,9 @@ def main(argv=None):
         f"unigram entropy (no context): {result['unigram_entropy']:.3f}; "
         f"uniform: {result['uniform']:.3f}"
     )
+    if result["sample"] is not None:
+        prompt, continuation = result["sample"]
+        print(f"sample: {prompt!r} -> {continuation!r}")
     if not math.isfinite(bpc):
         print("error: the loss is not finite", file=sys.stderr)
         return 1

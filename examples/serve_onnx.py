@@ -3,7 +3,9 @@
 Loads an ONNX file with `keras_longformer.export.onnx_session` (CUDA when a
 CUDA session can really be created, else CPU, saying why), runs batches of
 mixed lengths with global tokens (the first token plus a few "question"
-tokens), and compares every batch with the Keras model it came from.
+tokens), and compares every batch with the Keras model it came from. With
+`--texts`, a task model's own preprocessor tokenizes raw text for the file
+(the ONNX file holds no tokenizer: tokenization stays in Python).
 
 On CUDA the inputs are copied to the GPU once per batch, before the timed
 calls, and the outputs stay there (`io_binding`), as a server would do; only
@@ -17,6 +19,7 @@ Run:
     python examples/serve_onnx.py                          # a small random backbone
     python examples/serve_onnx.py --model my.keras         # your model
     python examples/serve_onnx.py --onnx my.onnx --model my.keras --provider cuda
+    python examples/serve_onnx.py --model classifier.keras --texts docs.txt  # raw text
 """
 
 import argparse
@@ -41,6 +44,10 @@ def parse_args():
     parser.add_argument("--batch", type=int, default=4)
     parser.add_argument("--repeats", type=int, default=5, help="timed runs per batch")
     parser.add_argument("--tf32", action="store_true", help="allow TF32 matmuls on CUDA")
+    parser.add_argument(
+        "--texts", help="a UTF-8 file of raw texts, one per line, served as one more batch "
+        "(tokenized by the --model task's own preprocessor)",
+    )
     return parser.parse_args()
 
 
@@ -72,12 +79,46 @@ def make_batch(rng, specs, batch, length, vocabulary, pad_id):
     global_mask[:, 0] = True
     for row in range(1, batch, 2):
         global_mask[row, 1 : min(4, real[row])] = True
+    features = {"token_ids": token_ids, "padding_mask": padding, "global_mask": global_mask}
+    return typed_feeds(features, specs), features
+
+
+def text_batch(model, path, specs):
+    """The lines of `path`, tokenized and packed by `model.preprocessor`."""
+    import keras
+
+    if getattr(model, "preprocessor", None) is None:
+        raise SystemExit(f"--texts needs a task model with a preprocessor; {model.name!r} has none")
+    with open(path, encoding="utf-8") as file:
+        texts = [line.rstrip("\n") for line in file if line.strip()]
+    features = model.preprocessor(texts)
+    if isinstance(features, tuple):  # an LM preprocessor makes its own labels
+        features = features[0]
+    features = {name: keras.ops.convert_to_numpy(value) for name, value in features.items()}
+    return typed_feeds(features, specs), features
+
+
+def typed_feeds(features, specs):
+    """The file's inputs (`specs`: {name: (shape, dtype)}) from the model's features."""
     from keras_longformer.export.verify import input_role
 
     # By role, so Hugging Face names (input_ids, attention_mask, ...) work too.
-    arrays = {"token_ids": token_ids, "padding_mask": padding, "global_mask": global_mask}
-    feeds = {name: arrays[input_role(name, dtype)].astype(dtype) for name, (_, dtype) in specs.items()}
-    return feeds, padding
+    return {name: features[input_role(name, dtype)].astype(dtype) for name, (_, dtype) in specs.items()}
+
+
+def max_abs_error(actual, expected, padding):
+    """Largest difference over every output, at real tokens for per-token outputs."""
+    import keras
+
+    if not isinstance(expected, dict):
+        expected = {next(iter(actual)): expected}
+    error = 0.0
+    for name, value in expected.items():
+        difference = np.abs(actual[name] - keras.ops.convert_to_numpy(value))
+        if difference.ndim >= 2 and difference.shape[:2] == padding.shape:
+            difference = difference[padding]  # real tokens only
+        error = max(error, float(np.max(difference)))
+    return error
 
 
 def main():
@@ -86,7 +127,6 @@ def main():
 
     # The Keras reference runs on the CPU (see the module docstring).
     tf.config.set_visible_devices([], "GPU")
-    import keras
 
     from keras_longformer.export import export_onnx
     from keras_longformer.export import load_keras_model
@@ -106,6 +146,8 @@ def main():
             f"exported {onnx_path} in {time.perf_counter() - start:.1f} s: "
             f"{len(report.rows)} cases verified on CPU, max abs error {report.max_abs_error:.2e}"
         )
+        if report.preprocessor:
+            print(f"{report.preprocessor} stays in Python: the file takes its features")
     cuda_options = {} if args.tf32 else {"use_tf32": 0}
     session = onnx_session(onnx_path, provider=args.provider, cuda_options=cuda_options)
     on_cuda = session.get_providers()[0] == "CUDAExecutionProvider"
@@ -122,32 +164,29 @@ def main():
         f"{'length':>7} {'batch':>5} {'ort p50 ms':>11} {'ort p90 ms':>11} {'keras ms':>9} "
         f"{'max abs error':>14}"
     )
-    worst = 0.0
+    batches = []
     for length in (int(n) for n in args.lengths.split(",")):
         if info.max_sequence_length and length > info.max_sequence_length:
             print(f"{length:>7} skipped: over max_sequence_length {info.max_sequence_length}")
             continue
-        feeds, padding = make_batch(rng, specs, args.batch, length, vocabulary, pad_id)
+        batches.append((*make_batch(rng, specs, args.batch, length, vocabulary, pad_id), ""))
+    if args.texts:
+        batches.append((*text_batch(model, args.texts, specs), f"  (raw text: {args.texts})"))
+    worst = 0.0
+    for feeds, features, note in batches:
+        padding = np.asarray(features["padding_mask"]).astype(bool)
         # On CUDA the inputs are copied to the GPU here, once, not in the timed calls.
         run = PreparedRun(session, feeds)
         timing = time_calls(run, repeats=args.repeats)
         actual = run.outputs()  # on CUDA, the only copy back to the host
         start = time.perf_counter()
-        expected = model(feeds, training=False)
+        expected = model(features, training=False)
         keras_seconds = time.perf_counter() - start
-        if not isinstance(expected, dict):
-            expected = {next(iter(actual)): expected}
-        error = 0.0
-        for name, value in expected.items():
-            value = keras.ops.convert_to_numpy(value)
-            difference = np.abs(actual[name] - value)
-            if difference.ndim >= 2 and difference.shape[:2] == padding.shape:
-                difference = difference[padding]  # real tokens only
-            error = max(error, float(np.max(difference)))
+        error = max_abs_error(actual, expected, padding)
         worst = max(worst, error)
         print(
-            f"{length:>7} {args.batch:>5} {timing.median * 1e3:>11.2f} "
-            f"{timing.percentile(90) * 1e3:>11.2f} {keras_seconds * 1e3:>9.1f} {error:>14.2e}"
+            f"{padding.shape[1]:>7} {padding.shape[0]:>5} {timing.median * 1e3:>11.2f} "
+            f"{timing.percentile(90) * 1e3:>11.2f} {keras_seconds * 1e3:>9.1f} {error:>14.2e}{note}"
         )
     tolerance = 1e-2 if on_cuda and args.tf32 else 1e-4
     print(f"max abs error {worst:.2e} (tolerance {tolerance:g})")

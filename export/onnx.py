@@ -115,10 +115,14 @@ def export_onnx(
             `.data` file).
         progress: whether to show a progress bar over the sweep.
 
+    A task's preprocessor (tokenizer and packing) is not exported: the file
+    takes the features it produces, and the report names it.
+
     Returns:
         An `ExportReport`: path, opset, precision, inputs and outputs with
-        their dims, weight bytes, and one row per verified case (length,
-        global pattern, errors against Keras, onnxruntime seconds).
+        their dims, weight bytes, the preprocessor left out, and one row per
+        verified case (length, global pattern, errors against Keras,
+        onnxruntime seconds).
 
     Raises:
         ExportError: conversion left ops ONNX does not define, the checker
@@ -163,6 +167,7 @@ def export_onnx(
             outputs=outputs,
             precision=precision,
             weight_bytes=graph_rewrites.initializer_bytes(model_proto),
+            preprocessor=_preprocessor_name(model),
         )
         staged_data = files_lib.save(model_proto, staged, external_data=large)
         del model_proto
@@ -309,3 +314,9 @@ def _verify(model, path, structure, info, lengths, progress, criterion):
         raise
     except Exception as error:
         raise ExportError(f"Running the exported graph failed: {one_line(error)}") from error
+
+
+def _preprocessor_name(model):
+    """The class of a task's attached preprocessor (not exported), or None."""
+    preprocessor = getattr(model, "preprocessor", None)
+    return type(preprocessor).__name__ if preprocessor is not None else None

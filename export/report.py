@@ -20,6 +20,8 @@ class ExportReport:
         external_data: path of the external data file, or None.
         precision: `"float32"`, `"float16"` or `"int8"`.
         weight_bytes: bytes of the file's weights (its initializers).
+        preprocessor: class name of the model's preprocessor, which the
+            file does not contain (tokenization stays in Python), or None.
     """
 
     path: str
@@ -31,6 +33,7 @@ class ExportReport:
     external_data: str = None
     precision: str = "float32"
     weight_bytes: int = None
+    preprocessor: str = None
 
     @property
     def max_abs_error(self):
@@ -58,6 +61,11 @@ class ExportReport:
             lines.append(f"external data: {self.external_data}")
         if self.weight_bytes is not None:
             lines.append(f"weights: {self.weight_bytes:,} bytes")
+        if self.preprocessor:
+            lines.append(
+                f"preprocessor: {self.preprocessor} is not in the file; tokenize in Python "
+                "(the model's `preprocessor`, or its preset) and feed the features below"
+            )
         for title, specs in (("inputs", self.inputs), ("outputs", self.outputs)):
             lines.append(f"{title}:")
             for name, spec in specs.items():

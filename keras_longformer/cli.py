@@ -27,6 +27,7 @@ human text and recorded fields.
 import argparse
 import contextlib
 import os
+import subprocess
 import sys
 import tempfile
 
@@ -360,16 +361,25 @@ def _run(args):
     return 0, None
 
 
+def _keras_backend():
+    import keras
+
+    return keras.backend.backend()
+
+
 def main(argv=None):
     """Entry point of the `keras-longformer` console script; returns the exit status."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     os.environ.setdefault("KERAS_BACKEND", "tensorflow")
     parser = build_parser()
     args, extra = parser.parse_known_args(argv)
-    if args.command == "export":
-        # tf2onnx converts TensorFlow graphs; a `.keras` file saved under
-        # any backend loads there, whatever KERAS_BACKEND the shell has.
-        os.environ["KERAS_BACKEND"] = "tensorflow"
+    if args.command == "export" and _keras_backend() != "tensorflow":
+        # tf2onnx converts TensorFlow graphs, and Keras chose its backend when
+        # this package was imported: the export runs in a TensorFlow process
+        # (a `.keras` file saved under any backend loads there).
+        argv = sys.argv[1:] if argv is None else [str(a) for a in argv]
+        command = [sys.executable, "-m", "keras_longformer.cli", *argv]
+        return subprocess.call(command, env=dict(os.environ, KERAS_BACKEND="tensorflow"))
     if extra and not getattr(args, "accepts_any", False):
         parser.error(f"unrecognized arguments: {' '.join(extra)}")
     if args.command is None:

@@ -17,3 +17,23 @@ def pytest_xdist_auto_num_workers(config):
     and the backend matrix and data-parallel tests start processes of
     their own)."""
     return max(1, min(os.cpu_count() or 1, 4))
+
+
+# Files that start processes of their own and take minutes: first, so that
+# pytest-xdist's workers run them beside the many short files rather than
+# after them (`--dist loadfile` hands out files in collection order).
+LONGEST_FIRST = (
+    "test_backend_matrix.py",
+    "test_backends_portable.py",
+    "test_distributed.py",
+    "test_examples_models.py",
+    "test_claims.py",
+)
+
+
+def pytest_collection_modifyitems(config, items):
+    def rank(item):
+        name = item.path.name
+        return LONGEST_FIRST.index(name) if name in LONGEST_FIRST else len(LONGEST_FIRST)
+
+    items.sort(key=rank)  # stable: the order within a file is kept

@@ -5,9 +5,11 @@ on the tests marked `backends`), since Keras picks its backend once per
 process. The numbers are compared here, not by the workers.
 """
 
+import contextlib
 import os
 import subprocess
 import sys
+import tempfile
 
 import numpy as np
 import pytest
@@ -22,16 +24,36 @@ VOCAB, PAD, LENGTH, BATCH = 40, 1, 30, 4
 
 
 def run_under(backend, args, timeout=900):
-    env = dict(os.environ, KERAS_BACKEND=backend)
-    result = subprocess.run(
-        [sys.executable, *args],
-        capture_output=True, text=True, env=env, timeout=timeout, cwd=TESTS,
-    )
-    assert result.returncode == 0, (
-        f"{backend}: {' '.join(args)} exited {result.returncode}\n"
-        f"{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
-    )
+    (result,) = run_each([(backend, args)], timeout)
     return result
+
+
+def run_each(jobs, timeout=900):
+    """Runs `[(backend, args), ...]` as concurrent processes (each backend
+    its own), asserting that every one exits 0; returns their results."""
+    with contextlib.ExitStack() as stack:
+        started = []
+        for backend, args in jobs:
+            # Files, not pipes: a process blocked on a full pipe would never end.
+            out, err = (stack.enter_context(tempfile.TemporaryFile("w+")) for _ in range(2))
+            process = subprocess.Popen(
+                [sys.executable, *args], stdout=out, stderr=err, text=True,
+                env=dict(os.environ, KERAS_BACKEND=backend), cwd=TESTS,
+            )
+            stack.callback(process.kill)
+            started.append((backend, args, process, out, err))
+        results = []
+        for backend, args, process, out, err in started:
+            process.wait(timeout=timeout)
+            out.seek(0)
+            err.seek(0)
+            stdout, stderr = out.read(), err.read()
+            assert process.returncode == 0, (
+                f"{backend}: {' '.join(args)} exited {process.returncode}\n"
+                f"{stdout[-3000:]}\n{stderr[-3000:]}"
+            )
+            results.append(subprocess.CompletedProcess(process.args, 0, stdout, stderr))
+        return results
 
 
 def make_data():
@@ -68,10 +90,9 @@ def workdir(tmp_path_factory):
     model.save(str(directory / "initial.keras"))
     np.savez(str(directory / "data.npz"), **make_data())
     worker = os.path.join(TESTS, "backend_worker.py")
-    for backend in BACKENDS:
-        run_under(backend, [worker, "train", str(directory)])
-    for backend in BACKENDS:
-        run_under(backend, [worker, "load", str(directory)])
+    # The backends side by side: each trains, then each loads every result.
+    run_each([(backend, [worker, "train", str(directory)]) for backend in BACKENDS])
+    run_each([(backend, [worker, "load", str(directory)]) for backend in BACKENDS])
     return directory
 
 

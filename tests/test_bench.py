@@ -8,6 +8,7 @@ import os
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
 from keras_longformer.bench import memory
@@ -67,9 +68,33 @@ def test_quick_run_has_every_path_timed_or_skipped_with_a_reason(quick_run):
         assert row["peak_rss_mib"] > 0 and row["memory_isolated"] is False, name
         assert row["fraction_of_limit"] > 0, name
     # Our float32 layer must run; the rest are compared with it.
-    for name in ("ours_float32_forward", "ours_float32_train"):
+    for name in ("ours_float32_forward", "ours_float32_train", "ours_generate"):
         assert "seconds" in by_path[name], by_path[name]
     assert by_path["keras_mha_forward"]["time_vs_ours"] > 0
+    generate = by_path["ours_generate"]
+    assert generate["tokens_per_second"] == pytest.approx(1 / generate["seconds"])  # batch 1
+
+
+def test_the_timed_token_is_the_full_forward_pass_s_next_token():
+    """The generation point times real generation: its logits are those of
+    a full forward pass at the same position."""
+    import keras
+
+    from keras_longformer.bench import generation
+
+    config = dict(batch=2, hidden=16, heads=2, window=4)
+    length = 12
+    model = generation.build_causal_lm(config, length)
+    token_ids = np.random.default_rng(1).integers(3, generation.VOCABULARY, (2, length)).astype("int32")
+    call, _ = generation.cached_step(model, token_ids)
+    cached = keras.ops.convert_to_numpy(call())
+    features = {
+        "token_ids": token_ids,
+        "padding_mask": np.ones_like(token_ids),
+        "global_mask": np.zeros_like(token_ids),
+    }
+    full = keras.ops.convert_to_numpy(model(features))[:, length - 2]
+    assert np.max(np.abs(cached - full)) <= 1e-4
 
 
 def test_band_pairs_counts_the_band_exactly():

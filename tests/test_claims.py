@@ -10,6 +10,7 @@
   platform, and a clear message where none can be imported.
 """
 
+import ast
 import importlib.util
 import os
 import re
@@ -84,6 +85,15 @@ def test_char_lm_beats_the_unigram_entropy_it_prints(tmp_path, capsys):
     print(f"bits per character {bpc:.3f}, unigram entropy {unigram:.3f}, uniform {uniform:.3f}")
     assert unigram < uniform
     assert bpc < unigram, out
+    # A sample follows: the held-out text's first 16 characters, continued to --length.
+    prompt, continuation = (
+        ast.literal_eval(part) for part in re.search(r"sample: ('.*') -> ('.*')", out).groups()
+    )
+    with open(text_file, encoding="utf-8") as file:
+        text = file.read()
+    held_out = text[int(len(text) * (1 - 0.1)) :]  # the example's default --holdout
+    assert prompt == held_out[:16]
+    assert len(continuation) == 64 - 16
 
 
 # === "65,536 tokens ... in about N GB" ===
@@ -92,10 +102,10 @@ def test_char_lm_beats_the_unigram_entropy_it_prints(tmp_path, capsys):
 # 65,536 tokens, 4 heads (of 64), window 256, dilation [1, 1, 2, 2], a
 # padding mask and one global token.
 def readme_peak_gib():
-    """The figure the README states: "65,536 tokens (...) add about N GB"."""
+    """The figure the README states: "65,536 tokens (...) add about N GiB"."""
     with open(os.path.join(ROOT, "README.md")) as readme:
         text = " ".join(readme.read().split())
-    match = re.search(r"65,536 tokens \([^)]*\) add about ([0-9.]+) GB", text)
+    match = re.search(r"65,536 tokens \([^)]*\) add about ([0-9.]+) GiB", text)
     assert match, "README no longer states the 65,536-token memory"
     return float(match.group(1))
 

@@ -252,3 +252,28 @@ def test_cli_convert_writes_a_preset_directory(tokenizer_dir, tmp_path):
     assert model.preprocessor.sequence_length == 400
     assert cli.main(["convert", str(tmp_path / "hf"), str(target), "--quiet"]) == 1  # exists
     assert sorted(os.listdir(tmp_path)) == ["hf", "preset"]  # nothing half-written beside it
+
+
+def test_serving_example_feeds_the_onnx_file_from_raw_text(tokenizer, tmp_path):
+    """examples/serve_onnx.py --texts: the task's own preprocessor tokenizes
+    for onnxruntime (the file holds no tokenizer), which matches Keras."""
+    import subprocess
+    import sys
+
+    model = TASKS["text_classifier"][0](tokenizer)
+    model_path = tmp_path / "classifier.keras"
+    model.save(str(model_path))
+    texts = tmp_path / "texts.txt"
+    texts.write_text("\n".join(TEXTS) + "\n", encoding="utf-8")
+    example = os.path.join(os.path.dirname(__file__), os.pardir, "examples", "serve_onnx.py")
+    result = subprocess.run(
+        [sys.executable, example, "--model", str(model_path), "--texts", str(texts),
+         "--lengths", "9", "--batch", "2", "--repeats", "1", "--provider", "cpu"],
+        capture_output=True, text=True, timeout=600,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "LongformerTextClassifierPreprocessor stays in Python" in result.stdout
+    (row,) = [line.split() for line in result.stdout.splitlines() if "(raw text:" in line]
+    length, batch, error = int(row[0]), int(row[1]), float(row[5])
+    assert (length, batch) == (96, len(TEXTS))  # the preprocessor's sequence_length
+    assert error <= ATOL

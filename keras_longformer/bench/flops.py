@@ -48,6 +48,17 @@ def useful_flops(*, length, hidden, heads, head_dim, window, num_global, batch=1
     return batch * total
 
 
+def next_token_flops(*, hidden, window, vocabulary, batch=1):
+    """FLOPs of one cached decoding step of a one-layer causal LM: the new
+    token's query, key, value and output projections, its `w + 1` keys in
+    two matmuls, the feed-forward (`4 D` wide) and the decoder."""
+    projections = 4 * 2 * hidden * hidden
+    attention = 2 * 2 * (window + 1) * hidden
+    feed_forward = 2 * 2 * hidden * 4 * hidden
+    decoder = 2 * hidden * vocabulary
+    return batch * (projections + attention + feed_forward + decoder)
+
+
 def training_flops(forward_flops):
     """Forward plus backward: the backward pass of a matmul is two matmuls
     of the same size (gradients of both operands), so 3x the forward."""

@@ -23,7 +23,9 @@ class Path:
         runtime: `keras` (on the chosen backend for ours, TensorFlow for
             Keras MHA), `torch` or `onnxruntime`.
         dtype: `float32` or `mixed_bfloat16`.
-        mode: `forward` or `train` (forward + backward).
+        mode: `forward`, `train` (forward + backward) or `generate` (one
+            new token of a one-layer causal LM at that position, from its
+            windowed cache: `keras_longformer.bench.generation`).
     """
 
     name: str
@@ -49,6 +51,7 @@ PATHS = (
     Path("ours_bfloat16_forward", "ours mixed_bfloat16 fwd", "ours", "keras", "mixed_bfloat16", "forward"),
     Path("ours_bfloat16_train", "ours mixed_bfloat16 fwd+bwd", "ours", "keras", "mixed_bfloat16", "train"),
     Path("ours_onnxruntime_forward", "ours exported, onnxruntime", "ours", "onnxruntime", "float32", "forward"),
+    Path("ours_generate", "ours causal LM, one new token", "ours", "keras", "float32", "generate"),
     Path("keras_mha_forward", "Keras MHA sliding_window fwd", "keras_mha", "keras", "float32", "forward"),
     Path("keras_mha_train", "Keras MHA sliding_window fwd+bwd", "keras_mha", "keras", "float32", "train"),
     Path("hf_torch_forward", "Hugging Face PyTorch fwd", "hf_torch", "torch", "float32", "forward"),
@@ -68,6 +71,8 @@ def get_path(name):
 
 def cannot_run(path, config, length):
     """Why `path` cannot take `length` tokens at all, or `None`."""
+    if path.mode == "generate" and length < 3:
+        return f"a generated token needs a prompt of 2 tokens or more; received length={length}"
     if path.family == "hf_torch" and length % (2 * config["window"]):
         return (
             f"Hugging Face's layer needs the length to be a multiple of its "

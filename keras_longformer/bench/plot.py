@@ -10,7 +10,7 @@
 from keras_longformer.bench.paths import PATHS
 from keras_longformer.bench.report import limit_seconds
 
-STYLE = {"forward": "-", "train": "--"}
+STYLE = {"forward": "-", "train": "--", "generate": "-."}
 
 
 def _series(rows, key):

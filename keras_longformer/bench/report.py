@@ -6,6 +6,7 @@ machine; `fraction_of_limit` is that limit over the measured median, so 1.0
 would be a layer running entirely at matmul speed.
 """
 
+from keras_longformer.bench.flops import next_token_flops
 from keras_longformer.bench.flops import training_flops
 from keras_longformer.bench.flops import useful_flops
 from keras_longformer.bench.paths import PATHS
@@ -16,6 +17,13 @@ ORDER = {path.name: index for index, path in enumerate(PATHS)}
 
 def row_flops(path, config, length):
     """Useful FLOPs of one step of `path` (Keras MHA has no global tokens)."""
+    if path.mode == "generate":
+        from keras_longformer.bench.generation import VOCABULARY
+
+        return next_token_flops(
+            hidden=config["hidden"], window=config["window"], vocabulary=VOCABULARY,
+            batch=config["batch"],
+        )
     forward = useful_flops(
         length=length,
         hidden=config["hidden"],
@@ -57,6 +65,8 @@ def annotate(rows, config, rates, cpu_rates=None):
             # The same figure in CPU time (all threads): steadier under other
             # load, but runtimes whose idle threads spin count that spin.
             row["fraction_of_limit_cpu"] = flops / cpu_rate / row["cpu_seconds"]
+        if path.mode == "generate":
+            row["tokens_per_second"] = config["batch"] / row["seconds"]
         reference = timed.get((reference_name(path), row["length"]))
         if reference is not None and reference is not row:
             row["time_vs_ours"] = row["seconds"] / reference["seconds"]

@@ -37,6 +37,13 @@ def build_step(path, config, length, onnx_path):
 
         call, sync, provider = onnxruntime_forward(config, length, onnx_path)
         return call, sync, {"provider": provider}
+    if path.mode == "generate":
+        import keras
+
+        from keras_longformer.bench.generation import next_token
+
+        call, sync = next_token(config, length)
+        return call, sync, {"backend": keras.config.backend()}
     if path.family == "ours":
         import keras
 
