@@ -21,7 +21,8 @@ def pytest_xdist_auto_num_workers(config):
 
 # Files that start processes of their own and take minutes: first, so that
 # pytest-xdist's workers run them beside the many short files rather than
-# after them (`--dist loadfile` hands out files in collection order).
+# after them (`--dist loadfile --no-loadscope-reorder` hands out files in
+# collection order; its default order is by number of tests).
 LONGEST_FIRST = (
     "test_backend_matrix.py",
     "test_backends_portable.py",
