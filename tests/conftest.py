@@ -2,6 +2,14 @@ import os
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+# XLA's CPU backend (JAX, and TensorFlow's jit-compiled steps) spends most of
+# a small test's time optimizing code that then runs once or twice: level 0
+# compiles the JAX model tests ~1.6x faster (181 s -> 115 s for
+# test_models.py's portable fit/save/load and bfloat16 tests). Numbers are
+# checked at the same tolerances; every process the tests start inherits it.
+_FAST_COMPILE = "--xla_backend_optimization_level=0"
+if _FAST_COMPILE not in os.environ.get("XLA_FLAGS", ""):
+    os.environ["XLA_FLAGS"] = f"{os.environ.get('XLA_FLAGS', '')} {_FAST_COMPILE}".strip()
 
 
 def pytest_configure(config):

@@ -81,7 +81,7 @@ def saved_tasks(tmp_path_factory):
 def run_worker(backend, directory):
     env = dict(os.environ, KERAS_BACKEND=backend)
     if backend == "jax":
-        env["XLA_FLAGS"] = "--xla_force_host_platform_device_count=2"
+        env["XLA_FLAGS"] = f"{env.get('XLA_FLAGS', '')} --xla_force_host_platform_device_count=2"
     result = subprocess.run(
         [sys.executable, os.path.join(TESTS, "distributed_worker.py"), str(directory)],
         capture_output=True, text=True, env=env, timeout=1200,
