@@ -9,7 +9,6 @@ from keras_longformer.models.longformer_causal_lm_preprocessor import Longformer
 from keras_longformer.models.longformer_task import LongformerTask
 from keras_longformer.models.longformer_task import check_backbone
 from keras_longformer.models.longformer_task import check_preprocessor
-from keras_longformer.models.longformer_task import freeze_unused_pooler
 from keras_longformer.models.longformer_tied_logits import LongformerTiedLogits
 
 # Logit given to tokens generation never picks (the padding token).
@@ -105,9 +104,6 @@ class LongformerCausalLM(LongformerTask, CausalLM):
             compile=compile,
             **kwargs,
         )
-        # After the functional init, which sets `trainable` on every layer
-        # from the config (a loaded task would train its pooler again).
-        freeze_unused_pooler(backbone)
         # === Config ===
         self.decoder = decoder
         self.use_cache = True

@@ -7,7 +7,6 @@ from keras_longformer.models.longformer_task import LongformerTask
 from keras_longformer.models.longformer_task import check_backbone
 from keras_longformer.models.longformer_task import check_preprocessor
 from keras_longformer.models.longformer_task import fine_tuning_optimizer
-from keras_longformer.models.longformer_task import freeze_unused_pooler
 
 MASK_POSITIONS = "mask_positions"
 
@@ -92,9 +91,6 @@ class LongformerMaskedLM(LongformerTask, MaskedLM):
             compile=compile,
             **kwargs,
         )
-        # After the functional init, which sets `trainable` on every layer
-        # from the config (a loaded task would train its pooler again).
-        freeze_unused_pooler(backbone)
         # === Config ===
         self.lm_head = lm_head
         self.as_float32 = as_float32

@@ -7,7 +7,6 @@ from keras_longformer.models.longformer_question_answerer_preprocessor import (
 from keras_longformer.models.longformer_task import LongformerTask
 from keras_longformer.models.longformer_task import check_backbone
 from keras_longformer.models.longformer_task import check_preprocessor
-from keras_longformer.models.longformer_task import freeze_unused_pooler
 from keras_longformer.models.longformer_task import fine_tuning_optimizer
 
 
@@ -85,9 +84,6 @@ class LongformerQuestionAnswerer(LongformerTask, Task):
             compile=compile,
             **kwargs,
         )
-        # After the functional init, which sets `trainable` on every layer
-        # from the config (a loaded task would train its pooler again).
-        freeze_unused_pooler(backbone)
         # === Config ===
         self.output_dense = output_dense
         self._finish_init()

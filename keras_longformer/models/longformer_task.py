@@ -46,8 +46,18 @@ class LongformerTask(GlobalTokenCheck):
         super().__init__(inputs=inputs, outputs=outputs, compile=False, **kwargs)
         self._compile_after_init = compile
 
+    # Whether the task's head reads `pooled_output`; if not, its pooler is frozen.
+    reads_pooled_output = False
+
     def _finish_init(self):
-        """Compiles with the defaults once the subclass has set its config."""
+        """Freezes an unused pooler and compiles with the defaults, once the
+        subclass has set its config.
+
+        After the functional init, which applies the config's `trainable` to
+        every layer (a loaded task would otherwise train its pooler again).
+        """
+        if not self.reads_pooled_output:
+            freeze_unused_pooler(self.backbone)
         if self._compile_after_init:
             self.compile()
 

@@ -60,6 +60,8 @@ class LongformerTextClassifier(LongformerTask, TextClassifier):
       2020](https://arxiv.org/abs/2004.05150)
     """
 
+    reads_pooled_output = True
+
     preprocessor_cls = LongformerTextClassifierPreprocessor
 
     def __init__(

@@ -6,7 +6,6 @@ from keras_longformer.arguments import check_rate
 from keras_longformer.models.longformer_task import LongformerTask
 from keras_longformer.models.longformer_task import check_backbone
 from keras_longformer.models.longformer_task import check_preprocessor
-from keras_longformer.models.longformer_task import freeze_unused_pooler
 from keras_longformer.models.longformer_task import fine_tuning_optimizer
 from keras_longformer.models.longformer_token_classifier_preprocessor import (
     LongformerTokenClassifierPreprocessor,
@@ -102,9 +101,6 @@ class LongformerTokenClassifier(LongformerTask, Task):
             compile=compile,
             **kwargs,
         )
-        # After the functional init, which sets `trainable` on every layer
-        # from the config (a loaded task would train its pooler again).
-        freeze_unused_pooler(backbone)
         # === Config ===
         self.num_classes = num_classes
         self.dropout = float(dropout)
