@@ -48,7 +48,15 @@ def parse_args():
         "--texts", help="a UTF-8 file of raw texts, one per line, served as one more batch "
         "(tokenized by the --model task's own preprocessor)",
     )
-    return parser.parse_args()
+    parser.add_argument(
+        "--save-outputs", help="write the --texts batch's features and onnxruntime outputs "
+        "to this .npz file (feature_<name>, output_<name>)",
+    )
+    args = parser.parse_args()
+    if args.save_outputs and not args.texts:
+        parser.error(f"--save-outputs saves the --texts batch; no --texts given. "
+                     f"Received: --save-outputs={args.save_outputs!r}")
+    return args
 
 
 def small_backbone():
@@ -184,6 +192,12 @@ def main():
         keras_seconds = time.perf_counter() - start
         error = max_abs_error(actual, expected, padding)
         worst = max(worst, error)
+        if note and args.save_outputs:
+            np.savez(
+                args.save_outputs,
+                **{f"feature_{name}": np.asarray(value) for name, value in features.items()},
+                **{f"output_{name}": value for name, value in actual.items()},
+            )
         print(
             f"{padding.shape[1]:>7} {padding.shape[0]:>5} {timing.median * 1e3:>11.2f} "
             f"{timing.percentile(90) * 1e3:>11.2f} {keras_seconds * 1e3:>9.1f} {error:>14.2e}{note}"

@@ -62,6 +62,7 @@ def load(directory):
         saved_by = os.path.basename(path)[len("trained_") : -len(".keras")]
         model = keras.models.load_model(path)
         results[saved_by] = keras.ops.convert_to_numpy(model.predict_on_batch(features(data)))
+        results[f"{saved_by}_jit_compile"] = np.array(bool(model.jit_compile))
     np.savez(os.path.join(directory, f"load_{backend}.npz"), **results)
 
 

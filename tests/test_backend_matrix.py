@@ -127,6 +127,16 @@ def test_keras_files_load_under_every_backend(workdir, saved_by, loaded_by):
     assert np.max(np.abs(loaded - expected)) <= 1e-5
 
 
+@pytest.mark.parametrize("saved_by", BACKENDS)
+@pytest.mark.parametrize("loaded_by", BACKENDS)
+def test_a_loaded_file_compiles_as_its_loading_backend_chooses(workdir, saved_by, loaded_by):
+    """"auto" is saved as "auto": a file trained under JAX (where it means
+    XLA) loads under torch without torch.compile, and the reverse (CPU:
+    "auto" is XLA on JAX only)."""
+    loaded = results(workdir, "load", loaded_by)[f"{saved_by}_jit_compile"]
+    assert bool(loaded) == (loaded_by == "jax")
+
+
 def test_a_file_trained_under_jax_exports_from_a_jax_shell(workdir, tmp_path):
     """`keras-longformer export` runs on TensorFlow whatever KERAS_BACKEND says."""
     import onnxruntime
@@ -134,7 +144,9 @@ def test_a_file_trained_under_jax_exports_from_a_jax_shell(workdir, tmp_path):
     onnx_path = tmp_path / "trained_jax.onnx"
     run_under(
         "jax",
-        ["-m", "keras_longformer.cli", "export", str(workdir / "trained_jax.keras"), str(onnx_path)],
+        # The export's own check at one length: this test compares onnxruntime with JAX itself.
+        ["-m", "keras_longformer.cli", "export", str(workdir / "trained_jax.keras"), str(onnx_path),
+         "--lengths", str(LENGTH)],
     )
     session = onnxruntime.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
     data = make_data()

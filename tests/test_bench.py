@@ -53,6 +53,10 @@ def test_quick_run_writes_json_and_plots(quick_run):
         assert report["matmul_rates"][dtype]["flops_per_second"] > 0
     assert report["export"]["max_abs_error"] <= 1e-4
     assert "ours_float32_forward" in result.stdout  # the table
+    ours = next(row for row in report["rows"] if row["path"] == "ours_float32_forward")
+    markdown = (output_dir / "bench.md").read_text()
+    assert report["command"] in markdown.splitlines()[0]
+    assert f"| 64 | {ours['seconds']:.3g} s ({ours['fraction_of_limit']:.0%}) |" in markdown
 
 
 def test_quick_run_has_every_path_timed_or_skipped_with_a_reason(quick_run):

@@ -18,7 +18,6 @@ import pytest
 from keras_longformer import models
 
 TESTS = os.path.dirname(os.path.abspath(__file__))
-EXAMPLES = os.path.join(os.path.dirname(TESTS), "examples")
 VOCAB, PAD, LENGTH, SAMPLES = 40, 1, 24, 8
 TASKS = ["classifier", "masked_lm", "token_classifier", "question_answering", "causal_lm"]
 
@@ -101,20 +100,3 @@ def test_data_parallel_equals_one_device_for_every_task(saved_tasks, backend):
         weights = [k for k in single.files if k.startswith("w")]
         worst = max(np.max(np.abs(parallel[k] - single[k])) for k in weights)
         assert worst <= 1e-5, (task, worst)
-
-
-@pytest.mark.parametrize("backend", ["jax", "tensorflow"])
-def test_distributed_example_runs_on_two_cpu_devices(backend, tmp_path):
-    result = subprocess.run(
-        [
-            sys.executable, os.path.join(EXAMPLES, "distributed_training.py"),
-            "--backend", backend, "--cpu-devices", "2", "--quick", "--skip-baseline",
-            "--output", str(tmp_path / "model.keras"),
-        ],
-        capture_output=True, text=True, timeout=1200,
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
-    assert f"{backend}: data-parallel over 2 devices" in result.stdout
-    assert "reloaded predictions identical: True" in result.stdout
-    accuracy = float(result.stdout.split("with global attention:")[1].split()[0])
-    assert 0.0 <= accuracy <= 1.0

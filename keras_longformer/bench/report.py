@@ -105,3 +105,49 @@ def format_table(rows):
             + f"{row['added_rss_mib']:>9.0f}"
         )
     return "\n".join(lines)
+
+
+# The columns of the summary table: (path, heading). Ours shows its time and
+# fraction of the limit; the others their time and how many times ours.
+SUMMARY_COLUMNS = (
+    ("ours_float32_forward", "ours fwd"),
+    ("ours_float32_train", "ours fwd+bwd"),
+    ("ours_bfloat16_forward", "ours bf16 fwd"),
+    ("ours_onnxruntime_forward", "ours in onnxruntime"),
+    ("keras_mha_forward", "Keras MHA fwd"),
+    ("hf_torch_forward", "Hugging Face fwd"),
+    ("hf_torch_train", "Hugging Face fwd+bwd"),
+)
+
+
+def format_markdown(rows):
+    """One Markdown row per length: seconds (% of the limit for ours, times
+    ours for the others) per path, and the peak memory ours added."""
+    by_point = {(row["path"], row["length"]): row for row in rows}
+    columns = [
+        (path, heading) for path, heading in SUMMARY_COLUMNS
+        if any(key[0] == path for key in by_point)
+    ]
+    header = ["tokens", *(heading for _, heading in columns), "ours fwd memory"]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---:|" * len(header)]
+    for length in sorted({row["length"] for row in rows}):
+        cells = [f"{length:,}"]
+        for path, _ in columns:
+            cells.append(_summary_cell(by_point.get((path, length))))
+        ours = by_point.get(("ours_float32_forward", length), {})
+        cells.append(f"{ours['added_rss_mib']:,.0f} MiB" if "added_rss_mib" in ours else "")
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def _summary_cell(row):
+    if row is None:
+        return ""
+    if "skipped" in row:
+        return "skipped"
+    cell = f"{row['seconds']:.3g} s"
+    if row.get("time_vs_ours") is not None:
+        return cell + f" ({row['time_vs_ours']:.2f}x)"
+    if row.get("fraction_of_limit") is not None:
+        return cell + f" ({row['fraction_of_limit']:.0%})"
+    return cell

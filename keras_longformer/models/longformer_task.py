@@ -89,6 +89,12 @@ class LongformerTask(GlobalTokenCheck):
         if config is not None:
             optimizer = getattr(self, "optimizer", None)
             config[_OPTIMIZER_BUILT] = optimizer is not None and optimizer.built
+            if getattr(self, "_jit_compile_requested", None) == "auto":
+                # Keras saves "auto" as this backend resolved it: True on
+                # JAX, which on torch means torch.compile (minutes of dynamo
+                # recompiles for a loaded file's first predict). Each backend
+                # resolves "auto" for itself.
+                config["jit_compile"] = "auto"
         return config
 
     def compile_from_config(self, config):
@@ -99,15 +105,21 @@ class LongformerTask(GlobalTokenCheck):
         if build_optimizer and getattr(self, "optimizer", None) is not None and self.built:
             self.optimizer.build(self.trainable_variables)
 
-    def compile(self, optimizer="auto", loss="auto", metrics="auto", **kwargs):
-        """`keras.Model.compile`, where "auto" picks the task's defaults."""
+    def compile(self, optimizer="auto", loss="auto", metrics="auto", jit_compile="auto", **kwargs):
+        """`keras.Model.compile`, where "auto" picks the task's defaults.
+
+        `jit_compile="auto"` is saved as "auto" (not as this backend's
+        choice), so that a file saved under JAX loads eagerly on torch.
+        """
         default_optimizer, default_loss, default_metrics = self._default_compile()
         super().compile(
             optimizer=default_optimizer if optimizer == "auto" else optimizer,
             loss=default_loss if loss == "auto" else loss,
             metrics=default_metrics if metrics == "auto" else metrics,
+            jit_compile=jit_compile,
             **kwargs,
         )
+        self._jit_compile_requested = jit_compile
 
     # === Preprocessing inside fit, evaluate and predict ===
 
