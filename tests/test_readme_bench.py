@@ -1,0 +1,72 @@
+"""The README's speed section publishes the committed benchmark run, unchanged.
+
+`docs/bench/bench.json` is the dated run the README shows; its table must be
+the one `keras-longformer bench` wrote beside it (`bench.md`), and every
+figure the prose quotes must be that run's. No timing happens here.
+"""
+
+import json
+import os
+import re
+
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+@pytest.fixture(scope="module")
+def readme():
+    with open(os.path.join(ROOT, "README.md"), encoding="utf-8") as handle:
+        return " ".join(handle.read().split())  # prose wraps anywhere
+
+
+@pytest.fixture(scope="module")
+def run():
+    with open(os.path.join(ROOT, "docs", "bench", "bench.json"), encoding="utf-8") as handle:
+        result = json.load(handle)
+    result["by_point"] = {(row["path"], row["length"]): row for row in result["rows"]}
+    return result
+
+
+def test_the_table_is_the_one_the_run_wrote(readme):
+    with open(os.path.join(ROOT, "docs", "bench", "bench.md"), encoding="utf-8") as handle:
+        _, table = handle.read().split("\n\n", 1)
+    assert " ".join(table.split()) in readme
+
+
+def test_the_date_and_settings_are_the_run_s(readme, run):
+    assert run["date"].startswith("2026-11-29") and "2026-11-29" in readme
+    assert run["machine"]["cpu_count"] == 2 and run["machine"]["tf_enable_onednn_opts"] == "1"
+    assert run["config"] == dict(hidden=768, heads=12, window=256, batch=1, num_global=2,
+                                 head_dim=64, backend="tensorflow")
+    assert run["repeats"] == 3 and "median of 3 runs" in readme
+
+
+def test_the_quoted_figures_are_the_run_s(readme, run):
+    point = run["by_point"]
+    ours = point[("ours_float32_forward", 4096)]
+    expected = {
+        "runs at {} of the float32 matmul rate": f"{ours['fraction_of_limit']:.0%}",
+        "{}x faster than Hugging Face's PyTorch layer": f"{point[('hf_torch_forward', 4096)]['time_vs_ours']:.2f}",
+        "and {}x faster than Keras's": f"{point[('keras_mha_forward', 4096)]['time_vs_ours']:.2f}",
+        "forward and backward, {}x faster": f"{point[('hf_torch_train', 4096)]['time_vs_ours']:.2f}",
+        "({} MiB at 4,096 tokens": f"{ours['added_rss_mib']:.0f}",
+        "{} GiB at 65,536)": f"{point[('ours_float32_forward', 65536)]['added_rss_mib'] / 1024:.1f}",
+        "16,384 tokens take {}x the time of 4,096":
+            f"{point[('ours_float32_forward', 16384)]['seconds'] / ours['seconds']:.1f}",
+        "same run, {} GFLOP/s": f"{run['matmul_rates']['float32']['flops_per_second'] / 1e9:.0f}",
+        "bfloat16 matmul runs at {} GFLOP/s":
+            f"{run['matmul_rates']['bfloat16']['flops_per_second'] / 1e9:.0f}",
+    }
+    for sentence, figure in expected.items():
+        assert sentence.format(figure) in readme, (sentence, figure)
+
+
+def test_the_ranges_quoted_hold_over_the_run(readme, run):
+    point = run["by_point"]
+    onnx = [point[("ours_onnxruntime_forward", n)]["time_vs_ours"] for n in (4096, 8192, 16384, 32768, 65536)]
+    bf16 = [point[("ours_bfloat16_forward", n)]["time_vs_ours"] for n in (512, 1024, 2048, 4096, 8192, 16384, 32768, 65536)]
+    low, high = (float(x) for x in re.search(r"onnxruntime on CPU is ([\d.]+)-([\d.]+)x slower", readme).groups())
+    assert round(min(onnx), 2) == low and round(max(onnx), 2) == high
+    low, high = (float(x) for x in re.search(r"`mixed_bfloat16` is ([\d.]+)-([\d.]+)x slower", readme).groups())
+    assert round(min(bf16), 1) == low and round(max(bf16), 1) == high
