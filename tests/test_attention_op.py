@@ -97,6 +97,30 @@ def test_matches_dense_reference(length, window, dilation, causal, global_name):
     assert max_abs_error(actual, expected) <= FLOAT32_ATOL
 
 
+@pytest.mark.parametrize("causal", [False, True])
+def test_all_heads_at_once_matches_the_reference_and_ends_with_its_context(causal):
+    """The exporter's trace (every head in one batched op, also on
+    TensorFlow) computes the same attention; outside the context the
+    backend's own grouping is back."""
+    from keras_longformer.ops import windowed
+
+    rng = np.random.default_rng(11)
+    q, k, v, _, _, _ = random_inputs(rng, 33)
+    kwargs = dict(
+        window=3, dilation=[1, 3, 2], causal=causal,
+        padding_mask=padding_pattern("holes", BATCH, 33),
+        global_mask=global_pattern("many", BATCH, 33, 3),
+    )
+    heads = q.shape[2]
+    grouped = windowed.heads_per_group(heads)
+    with windowed.all_heads_at_once():
+        assert windowed.heads_per_group(heads) == heads
+        actual = longformer_attention(q, k, v, **kwargs)
+    assert windowed.heads_per_group(heads) == grouped
+    expected = longformer_attention_reference(q, k, v, **kwargs)
+    assert max_abs_error(actual, expected) <= FLOAT32_ATOL
+
+
 @pytest.mark.backends
 @pytest.mark.parametrize(
     "length,window", [(1, 0), (6, 2), (7, 100), (64, 5), (100, 16)]

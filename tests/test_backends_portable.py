@@ -12,7 +12,6 @@ import pytest
 from test_backend_matrix import OTHER_BACKENDS
 from test_backend_matrix import run_under
 
-# Files whose tests marked `backends` also run under JAX and torch.
 # Files whose tests marked `backends` also run under JAX and torch
 # (test_models.py runs from tests/test_backends_portable_models.py).
 PORTABLE_TEST_FILES = [

@@ -266,7 +266,8 @@ def test_serving_example_feeds_the_onnx_file_from_raw_text(tokenizer, tmp_path):
     model = TASKS["text_classifier"][0](tokenizer)
     model_path, onnx_path = tmp_path / "classifier.keras", tmp_path / "classifier.onnx"
     model.save(str(model_path))
-    export_onnx(model, str(onnx_path), verify=False)
+    report = export_onnx(model, str(onnx_path), verify=False)
+    assert report.preprocessor == "LongformerTextClassifierPreprocessor"  # not in the file
     texts = tmp_path / "texts.txt"
     lines = [" ".join(text.split()) for text in TEXTS]  # one text per line
     texts.write_text("\n".join(lines) + "\n", encoding="utf-8")
@@ -286,6 +287,8 @@ def test_serving_example_feeds_the_onnx_file_from_raw_text(tokenizer, tmp_path):
     }
     for name, value in features.items():  # what onnxruntime was fed: this preprocessor's
         np.testing.assert_array_equal(served[f"feature_{name}"], value)
+    batch, length = served["feature_token_ids"].shape
+    assert batch == len(lines) and 1 < length <= 96  # padded to the longest, at most sequence_length
     (logits,) = [served[name] for name in served.files if name.startswith("output_")]
     expected = keras.ops.convert_to_numpy(model(features, training=False))
     assert logits.shape == (len(lines), expected.shape[-1])
