@@ -7,7 +7,8 @@
 - "The attention, exactly": 65,536 tokens in the README's configuration
   use the memory the README states (process RSS, in a fresh process).
 - Installs that never fight: exactly one onnxruntime package on every
-  platform, and a clear message where none can be imported.
+  platform, and a clear message where none can be imported; every package
+  directory is in the wheel.
 """
 
 import ast
@@ -192,6 +193,29 @@ def test_exactly_one_onnxruntime_on_every_platform():
             and (r.marker is None or r.marker.evaluate(dict(environment, extra="test")))
         ]
         assert chosen == [expected.get(platform, "onnxruntime")], (platform, chosen)
+
+
+@pytest.mark.skipif(sys.version_info < (3, 11), reason="tomllib (to read pyproject.toml) is Python 3.11+")
+def test_every_package_on_disk_ships_in_the_wheel():
+    """pyproject.toml lists the packages by hand (`export/` installs as
+    `keras_longformer.export`); an editable install finds any directory, a
+    wheel only those listed (`keras_longformer.bench` was missing once)."""
+    import tomllib
+
+    with open(os.path.join(ROOT, "pyproject.toml"), "rb") as file:
+        setuptools_config = tomllib.load(file)["tool"]["setuptools"]
+    listed = set(setuptools_config["packages"])
+    on_disk = set()
+    for package, directory in setuptools_config["package-dir"].items():
+        if package == "keras_longformer.export":
+            on_disk.add(package)
+            continue
+        for parent, children, files in os.walk(os.path.join(ROOT, directory)):
+            children[:] = [c for c in children if c != "__pycache__"]
+            if "__init__.py" in files:
+                relative = os.path.relpath(parent, os.path.join(ROOT, directory))
+                on_disk.add(package if relative == "." else f"{package}.{relative.replace(os.sep, '.')}")
+    assert listed == on_disk
 
 
 @pytest.mark.parametrize("installed", ["missing", "incomplete"])

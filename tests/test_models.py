@@ -32,6 +32,14 @@ def small_backbone(**overrides):
     return models.LongformerBackbone(**kwargs)
 
 
+def task_backbone(**overrides):
+    """The task models' backbone: one layer (its heads dilated 1 and 2),
+    because fitting, saving and reloading a task costs its tracing, which
+    grows with every layer (TensorFlow: 35 s -> 22 s per task for one layer
+    less); two-layer models train in tests/test_backend_matrix.py."""
+    return small_backbone(**{"num_layers": 1, "window": [3], "dilation": [[1, 2]], **overrides})
+
+
 def features(length=LENGTH, batch=BATCH, seed=0):
     rng = np.random.default_rng(seed)
     ids = rng.integers(3, VOCAB, (batch, length))
@@ -260,26 +268,26 @@ def task_cases():
     x = features()
     return {
         "classifier": (
-            lambda: models.LongformerClassifier(small_backbone(), num_classes=3),
+            lambda: models.LongformerClassifier(task_backbone(), num_classes=3),
             rng.integers(0, 3, (BATCH,)),
         ),
         "masked_lm": (
-            lambda: models.LongformerMaskedLM(small_backbone()),
+            lambda: models.LongformerMaskedLM(task_backbone()),
             np.where(rng.random((BATCH, LENGTH)) < 0.3, x["token_ids"], -100),
         ),
         "token_classifier": (
-            lambda: models.LongformerTokenClassifier(small_backbone(), num_classes=4),
+            lambda: models.LongformerTokenClassifier(task_backbone(), num_classes=4),
             np.where(x["padding_mask"] == 1, rng.integers(0, 4, (BATCH, LENGTH)), -100),
         ),
         "question_answering": (
-            lambda: models.LongformerQuestionAnswering(small_backbone()),
+            lambda: models.LongformerQuestionAnswering(task_backbone()),
             {
                 "start_logits": rng.integers(0, LENGTH - 5, (BATCH,)),
                 "end_logits": rng.integers(0, LENGTH - 5, (BATCH,)),
             },
         ),
         "causal_lm": (
-            lambda: models.LongformerCausalLM(small_backbone(causal=True)),
+            lambda: models.LongformerCausalLM(task_backbone(causal=True)),
             np.concatenate([x["token_ids"][:, 1:], np.full((BATCH, 1), -100)], axis=1),
         ),
     }
@@ -329,7 +337,7 @@ def test_task_fits_saves_and_reloads(task, tmp_path):
 def test_a_task_saved_before_training_keeps_its_optimizer_and_loss(tmp_path):
     """The user's compile survives a save before any step (the optimizer
     has no slots yet), and loading it warns about nothing."""
-    model = models.LongformerClassifier(small_backbone(), num_classes=2)
+    model = models.LongformerClassifier(task_backbone(), num_classes=2)
     model.compile(optimizer=keras.optimizers.SGD(0.25, momentum=0.5), loss="mse")
     path = str(tmp_path / "untrained.keras")
     model.save(path)
@@ -343,20 +351,20 @@ def test_a_task_saved_before_training_keeps_its_optimizer_and_loss(tmp_path):
 
 
 def test_classifier_trains_the_pooler_a_masked_lm_froze():
-    backbone = small_backbone()
+    backbone = task_backbone()
     models.LongformerMaskedLM(backbone)
     assert not backbone.pooler_dense.trainable  # unused by the masked LM
     classifier = models.LongformerClassifier(backbone, num_classes=2)
     trainable = {id(w) for w in classifier.trainable_weights}
     assert all(id(w) in trainable for w in backbone.pooler_dense.weights)
-    frozen = small_backbone()
+    frozen = task_backbone()
     frozen.trainable = False  # a linear probe stays a linear probe
     probe = models.LongformerClassifier(frozen, num_classes=2)
     assert len(probe.trainable_weights) == 2
 
 
 def test_masked_lm_decoder_is_tied():
-    model = models.LongformerMaskedLM(small_backbone())
+    model = models.LongformerMaskedLM(task_backbone())
     embedding = model.backbone.token_embedding.embeddings
     assert sum(w is embedding for w in model.weights) == 1
     before = as_numpy(model(features()))
@@ -366,7 +374,7 @@ def test_masked_lm_decoder_is_tied():
 
 def test_causal_lm_needs_causal_backbone():
     with pytest.raises(ValueError, match="causal=True"):
-        models.LongformerCausalLM(small_backbone())
+        models.LongformerCausalLM(task_backbone())
 
 
 def test_bits_per_token():
@@ -402,7 +410,7 @@ def test_mixed_bfloat16_trains_without_nan(task):
 
 
 def test_masked_lm_computes_logits_only_at_mask_positions():
-    model = models.LongformerMaskedLM(small_backbone())
+    model = models.LongformerMaskedLM(task_backbone())
     x = features()
     full = as_numpy(model(x))
     assert full.shape == (BATCH, LENGTH, VOCAB)
@@ -419,7 +427,7 @@ def test_masked_lm_computes_logits_only_at_mask_positions():
 
 
 def test_backbone_dtype_round_trips():
-    backbone = small_backbone(dtype="bfloat16")
+    backbone = task_backbone(dtype="bfloat16")
     config = backbone.get_config()
     restored = models.LongformerBackbone.from_config(config)
     assert restored.dtype_policy.name == "bfloat16" and restored.get_config() == config
