@@ -2,6 +2,7 @@
 
 import contextlib
 import logging
+import os
 
 # tf2onnx 1.17 converts up to opset 18; the attention graph needs opset 13
 # (ReduceSum with axes as an input, Unsqueeze/Squeeze with axes inputs).
@@ -42,6 +43,26 @@ def _numpy2_names_for_tf2onnx():
     finally:
         if lent:
             del np.product
+
+
+# tf2onnx deep-copies its whole graph before each optimizer pass (about 50
+# passes), so that a pass that raises can be skipped: that is 60% of the
+# conversion of a small model. Set, the variable runs the passes on the
+# graph itself (tf2onnx 1.17 reads any value as false, a later one may read
+# it); should a pass raise, `convert` converts again with the copies.
+_CATCH_ERRORS_VARIABLE = "TF2ONNX_CATCH_ERRORS"
+
+
+@contextlib.contextmanager
+def _optimizer_passes_without_copies():
+    if _CATCH_ERRORS_VARIABLE in os.environ:  # the user's own choice stands
+        yield
+        return
+    os.environ[_CATCH_ERRORS_VARIABLE] = "FALSE"
+    try:
+        yield
+    finally:
+        os.environ.pop(_CATCH_ERRORS_VARIABLE, None)
 
 
 def _serving_function(model, structure):
@@ -101,9 +122,18 @@ def convert(model, structure, *, opset, large_model):
             tf.TensorSpec(shape, dtype=dtype, name=name)
             for name, (shape, dtype) in structure.onnx_specs.items()
         ]
-        proto, storage = tf2onnx.convert.from_function(
-            _serving_function(model, structure), signature, opset=opset, large_model=large_model
-        )
+
+        def from_function():
+            return tf2onnx.convert.from_function(
+                _serving_function(model, structure), signature, opset=opset,
+                large_model=large_model,
+            )
+
+        try:
+            with _optimizer_passes_without_copies():
+                proto, storage = from_function()
+        except Exception:  # noqa: BLE001  (converted again the careful way, which raises its own)
+            proto, storage = from_function()
     if storage is not None:
         _inline_external_tensors(proto, storage.name_to_tensor_data)
     return proto

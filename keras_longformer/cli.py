@@ -16,8 +16,10 @@ recorded); `keras-longformer --version` prints the version. Every failure
 is one line on stderr (`keras-longformer: error: ...`) and a non-zero exit
 status, never a traceback. Python warnings are shown, one line each. A
 command whose module cannot be imported is still listed, and says why when
-run. Heavy modules (TensorFlow, tf2onnx, onnxruntime) are imported only by
-the subcommand that needs them.
+run. tf2onnx, onnxruntime, torch and matplotlib are imported only by the
+subcommand that needs them; Keras and its backend load with the package
+(`import keras_longformer` registers the classes that `.keras` files name),
+so even `--help` pays TensorFlow's start-up (about 10 s on two CPU cores).
 
 A subcommand's `run(args)` returns an exit status, or a dict that becomes
 its JSON report (exit status 0); `args.reporter` (a `Reporter`) takes its
