@@ -47,9 +47,10 @@ def _numpy2_names_for_tf2onnx():
 
 # tf2onnx deep-copies its whole graph before each optimizer pass (about 50
 # passes), so that a pass that raises can be skipped: that is 60% of the
-# conversion of a small model. Set, the variable runs the passes on the
-# graph itself (tf2onnx 1.17 reads any value as false, a later one may read
-# it); should a pass raise, `convert` converts again with the copies.
+# conversion of a small model. Set to "FALSE", the variable runs the passes
+# on the graph itself (tf2onnx 1.17 takes any value for false, a version
+# that reads the value takes this one for false too); should a pass raise,
+# `convert` converts again with the copies.
 _CATCH_ERRORS_VARIABLE = "TF2ONNX_CATCH_ERRORS"
 
 
