@@ -13,6 +13,7 @@ import pytest
 
 from keras_longformer.bench import memory
 from keras_longformer.bench import parse_options
+from keras_longformer.bench.report import merge_rounds
 from keras_longformer.bench import runner
 from keras_longformer.bench.cli import add_arguments
 from keras_longformer.bench.flops import band_pairs
@@ -52,6 +53,15 @@ def test_quick_run_writes_json_and_plots(quick_run):
     for dtype in ("float32", "bfloat16"):
         assert report["matmul_rates"][dtype]["flops_per_second"] > 0
     assert report["export"]["max_abs_error"] <= 1e-4
+    # onnxruntime's own matmul rate, on the provider the exported layer gets.
+    runtime_rate = report["onnxruntime_matmul_rate"]
+    assert runtime_rate["flops_per_second"] > 0, report["onnxruntime_matmul_rate_error"]
+    assert runtime_rate["provider"] in ("CPUExecutionProvider", "CUDAExecutionProvider")
+    exported = next(row for row in report["rows"] if row["path"] == "ours_onnxruntime_forward")
+    assert exported["fraction_of_runtime_limit"] > 0
+    assert f"{exported['fraction_of_runtime_limit']:>9.0%}" in next(
+        line for line in result.stdout.splitlines() if "ours_onnxruntime_forward" in line
+    )
     assert "ours_float32_forward" in result.stdout  # the table
     ours = next(row for row in report["rows"] if row["path"] == "ours_float32_forward")
     markdown = (output_dir / "bench.md").read_text()
@@ -172,6 +182,42 @@ def test_a_worker_that_dies_leaves_skipped_rows():
     assert setup == {}
 
 
+def test_rounds_report_the_median_of_their_medians():
+    def row(seconds, peak, **extra):
+        return dict(path="ours_float32_forward", length=4096, seconds=seconds, times=[seconds],
+                    cpu_seconds=2 * seconds, peak_rss_mib=peak, added_rss_mib=peak - 100, **extra)
+
+    skipped = dict(path="hf_torch_forward", length=4096, skipped="no torch")
+    rounds = [[row(0.40, 400), skipped], [row(0.30, 420), dict(skipped)],
+              [dict(path="ours_float32_forward", length=4096, skipped="worker died"),
+               dict(skipped)],
+              [row(0.50, 410), dict(skipped)]]
+    merged = {r["path"]: r for r in merge_rounds(rounds)}
+    ours = merged["ours_float32_forward"]
+    assert ours["seconds"] == 0.40 and ours["cpu_seconds"] == 0.80
+    assert ours["round_seconds"] == [0.40, 0.30, 0.50]
+    assert sorted(ours["times"]) == [0.30, 0.40, 0.50]
+    assert ours["peak_rss_mib"] == 420 and ours["added_rss_mib"] == 320
+    assert ours["skipped_rounds"] == ["worker died"]
+    assert merged["hf_torch_forward"] == skipped
+    assert merge_rounds([[row(0.4, 400)]]) == [row(0.4, 400)]
+
+
+def test_rounds_are_in_the_command_that_reproduces_a_run():
+    from keras_longformer.bench.cli import options_command
+
+    assert "--rounds 3" in options_command(options("--rounds", "3"))
+    assert "--rounds" not in options_command(options())
+
+
+def test_a_subset_of_paths_is_in_the_command_that_reproduces_a_run():
+    from keras_longformer.bench.cli import options_command
+
+    subset = "ours_float32_forward,ours_onnxruntime_forward"
+    assert f"--paths {subset} " in options_command(options("--paths", subset))
+    assert "--paths" not in options_command(options())
+
+
 @pytest.mark.parametrize(
     "argv, message",
     [
@@ -181,6 +227,7 @@ def test_a_worker_that_dies_leaves_skipped_rows():
         (["--tensorflow-onednn", "maybe"], "Received: --tensorflow-onednn='maybe'"),
         (["--hidden", "100", "--heads", "12"], "Received: --hidden=100, --heads=12"),
         (["--repeats", "0"], "Received: --repeats=0"),
+        (["--rounds", "0"], "Received: --rounds=0"),
         (["--num-global", "600", "--lengths", "512"], "Received: --num-global=600"),
     ],
 )

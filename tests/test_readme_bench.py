@@ -2,14 +2,21 @@
 
 `docs/bench/bench.json` is the dated run the README shows; its table must be
 the one `keras-longformer bench` wrote beside it (`bench.md`), and every
-figure the prose quotes must be that run's. No timing happens here.
+figure the prose quotes must be that run's. The same for the run in rounds
+(`docs/bench/linearity/`) the linearity paragraph quotes. No timing happens
+here.
 """
 
+import argparse
 import json
 import os
 import re
 
 import pytest
+
+from keras_longformer.bench import parse_options
+from keras_longformer.bench.cli import add_arguments
+from keras_longformer.bench.cli import options_command
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -70,3 +77,56 @@ def test_the_ranges_quoted_hold_over_the_run(readme, run):
     assert round(min(onnx), 2) == low and round(max(onnx), 2) == high
     low, high = (float(x) for x in re.search(r"`mixed_bfloat16` is ([\d.]+)-([\d.]+)x slower", readme).groups())
     assert round(min(bf16), 1) == low and round(max(bf16), 1) == high
+
+
+@pytest.fixture(scope="module")
+def rounds_run():
+    path = os.path.join(ROOT, "docs", "bench", "linearity", "bench.json")
+    with open(path, encoding="utf-8") as handle:
+        result = json.load(handle)
+    result["by_point"] = {(row["path"], row["length"]): row for row in result["rows"]}
+    return result
+
+
+def test_the_rounds_run_is_the_one_quoted(readme, rounds_run):
+    with open(os.path.join(ROOT, "docs", "bench", "linearity", "bench.md"), encoding="utf-8") as handle:
+        heading, _ = handle.read().split("\n\n", 1)
+    assert f"`{rounds_run['command']}`" in heading
+    # The short command the README quotes reproduces the run's settings.
+    quoted = re.search(r"`keras-longformer bench (--paths [^`]*--rounds 3)`", readme).group(1)
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    reproduced = options_command(parse_options(parser.parse_args(quoted.split())))
+    assert "keras-longformer bench " + reproduced == rounds_run["command"]
+    assert rounds_run["rounds"] == 3 and rounds_run["date"].startswith("2026-11-29")
+    point = rounds_run["by_point"]
+    for path in ("ours_float32_forward", "ours_onnxruntime_forward"):
+        for length in (4096, 8192, 16384):
+            assert len(point[(path, length)]["round_seconds"]) == 3, (path, length)
+
+
+def test_the_rounds_run_s_figures_are_the_ones_quoted(readme, run, rounds_run):
+    point = rounds_run["by_point"]
+
+    def scaling(path):
+        return point[(path, 16384)]["seconds"] / point[(path, 4096)]["seconds"]
+
+    tensorflow, onnxruntime = scaling("ours_float32_forward"), scaling("ours_onnxruntime_forward")
+    assert tensorflow <= 4.1 and onnxruntime <= 4.1  # the issue's linearity target
+    assert (f"16,384 tokens take {tensorflow:.2f}x the time of 4,096 in TensorFlow and "
+            f"{onnxruntime:.2f}x in onnxruntime") in readme
+    exported = [point[("ours_onnxruntime_forward", n)] for n in (4096, 8192, 16384)]
+    ours = [point[("ours_float32_forward", n)] for n in (4096, 8192, 16384)]
+    ratios = [row["time_vs_ours"] for row in exported]
+    assert f"onnxruntime is {min(ratios):.2f}-{max(ratios):.2f}x slower" in readme
+    rates = (rounds_run["onnxruntime_matmul_rate"]["flops_per_second"] / 1e9,
+             rounds_run["matmul_rates"]["float32"]["flops_per_second"] / 1e9)
+    assert "shapes is {:.0f} GFLOP/s against TensorFlow's {:.0f}".format(*rates) in readme
+    own = [row["fraction_of_runtime_limit"] for row in exported]
+    limit = [row["fraction_of_limit"] for row in ours]
+    assert (f"{min(own):.0%}-{max(own):.0%} for onnxruntime and "
+            f"{min(limit):.0%}-{max(limit):.0%} for TensorFlow").replace("%-", "-") in readme
+    # The spread of one 4,096-token call: the full run's point to the slowest round here.
+    calls = [run["by_point"][("ours_float32_forward", 4096)]["seconds"],
+             *point[("ours_float32_forward", 4096)]["round_seconds"]]
+    assert f"has taken {min(calls):.2f} to {max(calls):.2f} s on different runs" in readme

@@ -50,6 +50,11 @@ def add_arguments(parser):
     parser.add_argument("--num-global", type=int, default=2, help="global tokens (the first ones)")
     parser.add_argument("--repeats", type=int, default=None, help="timed runs per point (5; 2 with --quick)")
     parser.add_argument("--warmup", type=int, default=1, help="untimed runs first")
+    parser.add_argument(
+        "--rounds", type=int, default=1,
+        help="run every point this many times, round after round, and report the median of the "
+        "rounds: on a shared machine a slow phase then hits every length, not one (default 1)",
+    )
     parser.add_argument("--timeout", type=float, default=1800.0, help="seconds per worker process")
     parser.add_argument("--max-point-seconds", type=float, default=900.0,
                         help="skip a point whose warm-up and timed calls are predicted (from the "
@@ -88,7 +93,7 @@ def parse_options(args):
             f"`--tensorflow-onednn` must be one of {ONEDNN}. "
             f"Received: --tensorflow-onednn={args.tensorflow_onednn!r}"
         )
-    for name in ("hidden", "heads", "window", "batch", "warmup", "peer_max_length"):
+    for name in ("hidden", "heads", "window", "batch", "warmup", "peer_max_length", "rounds"):
         _positive(name.replace("_", "-"), getattr(args, name))
     _positive("num-global", args.num_global, 0)
     if args.hidden % args.heads:
@@ -115,7 +120,8 @@ def parse_options(args):
     config = dict(hidden=args.hidden, heads=args.heads, window=args.window,
                   batch=args.batch, num_global=args.num_global)
     return dict(config=config, lengths=sorted(set(lengths)), paths=names, backend=args.backend,
-                quick=args.quick, repeats=repeats, warmup=args.warmup, timeout=args.timeout,
+                quick=args.quick, repeats=repeats, warmup=args.warmup, rounds=args.rounds,
+                timeout=args.timeout,
                 peer_max_length=args.peer_max_length, output_dir=output_dir,
                 onednn=args.tensorflow_onednn, max_point_seconds=args.max_point_seconds)
 
@@ -163,13 +169,21 @@ def run(options, progress=True):
                      # export_onnx verifies at one length: past a few
                      # blocks (not a block multiple), never the longest.
                      verify_length=min(min(options["lengths"]), 4 * config["window"] + 5))
-        with tqdm(total=len(points), desc="bench", unit="point", disable=not progress) as bar:
-            rows, setup_results = runner.run_points(
-                points, config, backend=options["backend"], isolated=not options["quick"],
-                repeats=options["repeats"], warmup=options["warmup"], setup=setup,
-                onnx_path=onnx_path, timeout=options["timeout"], progress=bar,
-                onednn=options["onednn"], max_point_seconds=options["max_point_seconds"],
-            )
+        rounds = options.get("rounds", 1)
+        with tqdm(total=len(points) * rounds, desc="bench", unit="point",
+                  disable=not progress) as bar:
+            rows_of_rounds, setup_results = [], {}
+            for index in range(rounds):
+                rows, results = runner.run_points(
+                    points, config, backend=options["backend"], isolated=not options["quick"],
+                    repeats=options["repeats"], warmup=options["warmup"],
+                    setup=setup if index == 0 else None, onnx_path=onnx_path,
+                    timeout=options["timeout"], progress=bar, onednn=options["onednn"],
+                    max_point_seconds=options["max_point_seconds"],
+                )
+                rows_of_rounds.append(rows)
+                setup_results.update(results)
+            rows = report.merge_rounds(rows_of_rounds)
     export = setup_results.get("export", {})
     for row in rows:
         if row["path"] == "ours_onnxruntime_forward" and "error" in export and "skipped" in row:
@@ -178,15 +192,22 @@ def run(options, progress=True):
     measured = rates_result.get("rates", {})
     rates = {dtype: rate["flops_per_second"] for dtype, rate in measured.items()}
     cpu_rates = {dtype: rate["flops_per_cpu_second"] for dtype, rate in measured.items()}
-    rows = report.annotate(rows + skipped, config, rates, cpu_rates)
+    runtime_result = setup_results.get("onnxruntime_matmul_rate", {})
+    runtime_rates = {}
+    if "rate" in runtime_result:
+        runtime_rates["onnxruntime"] = runtime_result["rate"]["flops_per_second"]
+    rows = report.annotate(rows + skipped, config, rates, cpu_rates, runtime_rates)
     machine["load_average_end"] = list(os.getloadavg())
     result = dict(
         date=started.isoformat(timespec="seconds"),
         command="keras-longformer bench " + options_command(options),
         config=dict(config, head_dim=config["hidden"] // config["heads"], backend=options["backend"]),
         quick=options["quick"], repeats=options["repeats"], warmup=options["warmup"],
-        machine=machine, matmul_rates=rates_result.get("rates"),
-        matmul_rates_error=rates_result.get("error"), export=export or None, rows=rows,
+        rounds=options.get("rounds", 1), machine=machine, matmul_rates=rates_result.get("rates"),
+        matmul_rates_error=rates_result.get("error"),
+        onnxruntime_matmul_rate=runtime_result.get("rate"),
+        onnxruntime_matmul_rate_error=runtime_result.get("error"),
+        export=export or None, rows=rows,
     )
     json_path = os.path.join(options["output_dir"], "bench.json")
     with open(json_path, "w") as handle:
@@ -208,12 +229,16 @@ def options_command(options):
     """The options as command-line flags (the command that reproduces a run)."""
     config = options["config"]
     parts = ["--quick"] if options["quick"] else []
+    if options["paths"] != [path.name for path in PATHS]:
+        parts.append(f"--paths {','.join(options['paths'])}")
     parts += [f"--lengths {','.join(str(n) for n in options['lengths'])}",
               f"--backend {options['backend']}", f"--tensorflow-onednn {options['onednn']}",
               f"--hidden {config['hidden']}",
               f"--heads {config['heads']}", f"--window {config['window']}",
               f"--batch {config['batch']}", f"--num-global {config['num_global']}",
               f"--repeats {options['repeats']}"]
+    if options.get("rounds", 1) > 1:
+        parts.append(f"--rounds {options['rounds']}")
     return " ".join(parts)
 
 

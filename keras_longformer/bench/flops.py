@@ -1,4 +1,4 @@
-"""Useful FLOPs of one Longformer layer, and the machine's matmul rate.
+"""Useful FLOPs of one Longformer layer, and the matmul rates it is judged by.
 
 The limit a path is judged against is its useful FLOPs over the matmul rate
 this machine reaches in the same dtype. Useful FLOPs count only what the math
@@ -77,29 +77,92 @@ def measure_matmul_rates(hidden, dtypes=("float32", "bfloat16"), repeats=5, warm
     """
     import tensorflow as tf
 
-    from keras_longformer.timing import time_calls
-
     rates = {}
     for dtype in dtypes:
-        by_shape, per_cpu_second = {}, {}
-        for m, k, n in rate_shapes(hidden, quick):
+
+        def product(m, k, n, dtype=dtype):
             a = tf.random.normal((m, k), dtype=dtype)
             b = tf.random.normal((k, n), dtype=dtype)
-            product = tf.function(lambda a=a, b=b: tf.matmul(a, b))
-            cpu_times = []
+            compiled = tf.function(lambda: tf.matmul(a, b))
+            return lambda: compiled().numpy()
 
-            def step():
-                start = time.process_time()
-                product().numpy()
-                cpu_times.append(time.process_time() - start)
-
-            timing = time_calls(step, repeats=repeats, warmup=warmup)
-            flops = 2 * m * k * n
-            by_shape[f"{m}x{k}x{n}"] = flops / timing.median
-            per_cpu_second[f"{m}x{k}x{n}"] = flops / statistics.median(cpu_times[warmup:])
-        best = max(by_shape, key=by_shape.get)
-        rates[dtype] = dict(
-            flops_per_second=by_shape[best], shape=best, by_shape=by_shape,
-            flops_per_cpu_second=max(per_cpu_second.values()),
-        )
+        rates[dtype] = _best_rate(product, rate_shapes(hidden, quick), repeats, warmup)
     return rates
+
+
+def measure_onnxruntime_matmul_rate(hidden, repeats=5, warmup=2, quick=False):
+    """onnxruntime's own float32 matmul rate, on the provider our exported
+    layer gets (`onnx_session(provider="auto")`), same shapes as above.
+
+    Each runtime brings its own matmul library (oneDNN or Eigen in
+    TensorFlow, MLAS or cuBLAS in onnxruntime): the exported layer cannot run
+    faster than its runtime's matmuls, so its time is also judged against
+    this rate. The weight is an initializer, as in the exported layer.
+
+    Returns:
+        `{"flops_per_second", "shape", "by_shape", "flops_per_cpu_second",
+        "provider"}`.
+    """
+    import tempfile
+
+    import numpy as np
+    import onnx
+    from onnx import helper
+
+    from keras_longformer.export import onnx_session
+
+    providers = []
+    with tempfile.TemporaryDirectory(prefix="keras_longformer_rate_") as scratch:
+
+        def product(m, k, n):
+            rng = np.random.default_rng(0)
+            weight = onnx.numpy_helper.from_array(
+                rng.standard_normal((k, n)).astype("float32"), "b"
+            )
+            graph = helper.make_graph(
+                [helper.make_node("MatMul", ["a", "b"], ["c"])], "matmul",
+                [helper.make_tensor_value_info("a", onnx.TensorProto.FLOAT, [m, k])],
+                [helper.make_tensor_value_info("c", onnx.TensorProto.FLOAT, [m, n])],
+                [weight],
+            )
+            model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+            # The IR version onnxruntime reads, whatever the onnx package writes.
+            model.ir_version = 8
+            path = f"{scratch}/matmul_{m}x{k}x{n}.onnx"
+            onnx.save(model, path)
+            session = onnx_session(path, provider="auto")
+            providers.append(session.get_providers()[0])
+            feeds = {"a": rng.standard_normal((m, k)).astype("float32")}
+            return lambda: session.run(None, feeds)
+
+        rate = _best_rate(product, rate_shapes(hidden, quick), repeats, warmup)
+    return dict(rate, provider=providers[0])
+
+
+def _best_rate(make_product, shapes, repeats, warmup):
+    """Median FLOP/s of `make_product(m, k, n)()` per shape, and the best.
+
+    Returns:
+        `{"flops_per_second", "shape", "by_shape", "flops_per_cpu_second"}`.
+    """
+    from keras_longformer.timing import time_calls
+
+    by_shape, per_cpu_second = {}, {}
+    for m, k, n in shapes:
+        product = make_product(m, k, n)
+        cpu_times = []
+
+        def step():
+            start = time.process_time()
+            product()
+            cpu_times.append(time.process_time() - start)
+
+        timing = time_calls(step, repeats=repeats, warmup=warmup)
+        flops = 2 * m * k * n
+        by_shape[f"{m}x{k}x{n}"] = flops / timing.median
+        per_cpu_second[f"{m}x{k}x{n}"] = flops / statistics.median(cpu_times[warmup:])
+    best = max(by_shape, key=by_shape.get)
+    return dict(
+        flops_per_second=by_shape[best], shape=best, by_shape=by_shape,
+        flops_per_cpu_second=max(per_cpu_second.values()),
+    )

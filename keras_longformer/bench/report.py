@@ -6,6 +6,8 @@ machine; `fraction_of_limit` is that limit over the measured median, so 1.0
 would be a layer running entirely at matmul speed.
 """
 
+import statistics
+
 from keras_longformer.bench.flops import next_token_flops
 from keras_longformer.bench.flops import training_flops
 from keras_longformer.bench.flops import useful_flops
@@ -41,7 +43,7 @@ def reference_name(path):
     return f"ours_float32_{path.mode}"
 
 
-def annotate(rows, config, rates, cpu_rates=None):
+def annotate(rows, config, rates, cpu_rates=None, runtime_rates=None):
     """Adds useful FLOPs, the limit and ratios to every timed row, in place.
 
     Args:
@@ -49,8 +51,12 @@ def annotate(rows, config, rates, cpu_rates=None):
         config: the benchmark configuration.
         rates: `{dtype: flops_per_second}`, possibly empty.
         cpu_rates: `{dtype: flops_per_cpu_second}`, possibly empty.
+        runtime_rates: `{runtime: flops_per_second}` of a runtime's own
+            matmuls (`onnxruntime`), possibly empty: its rows also get
+            `fraction_of_runtime_limit`, their limit at that rate.
     """
     cpu_rates = cpu_rates or {}
+    runtime_rates = runtime_rates or {}
     timed = {(row["path"], row["length"]): row for row in rows if "seconds" in row}
     for row in timed.values():
         path = get_path(row["path"])
@@ -60,6 +66,9 @@ def annotate(rows, config, rates, cpu_rates=None):
         if rate:
             row["limit_seconds"] = flops / rate
             row["fraction_of_limit"] = row["limit_seconds"] / row["seconds"]
+        runtime_rate = runtime_rates.get(path.runtime)
+        if runtime_rate:
+            row["fraction_of_runtime_limit"] = flops / runtime_rate / row["seconds"]
         cpu_rate = cpu_rates.get(path.rate_dtype)
         if cpu_rate and row.get("cpu_seconds"):
             # The same figure in CPU time (all threads): steadier under other
@@ -82,10 +91,46 @@ def limit_seconds(config, length, mode, rate, num_global=None):
     return row_flops(path, config, length) / rate
 
 
+def merge_rounds(rows_of_rounds):
+    """One row per point from the rows of every round.
+
+    A point timed in several rounds gets the median of the rounds' medians
+    as `seconds` (and of their CPU times), each round's median in
+    `round_seconds`, every timed call in `times`, and the largest memory of
+    any round. A point skipped in every round keeps its first reason.
+    """
+    if len(rows_of_rounds) == 1:
+        return rows_of_rounds[0]
+    by_point = {}
+    for rows in rows_of_rounds:
+        for row in rows:
+            by_point.setdefault((row["path"], row["length"]), []).append(row)
+    merged = []
+    for rounds in by_point.values():
+        timed = [row for row in rounds if "seconds" in row]
+        if not timed:
+            merged.append(rounds[0])
+            continue
+        row = dict(timed[0])
+        row["round_seconds"] = [other["seconds"] for other in timed]
+        row["seconds"] = statistics.median(row["round_seconds"])
+        row["times"] = [time for other in timed for time in other.get("times", [])]
+        cpu = [other["cpu_seconds"] for other in timed if other.get("cpu_seconds") is not None]
+        if cpu:
+            row["cpu_seconds"] = statistics.median(cpu)
+        for key in ("peak_rss_mib", "added_rss_mib"):
+            if all(key in other for other in timed):
+                row[key] = max(other[key] for other in timed)
+        if len(timed) < len(rounds):
+            row["skipped_rounds"] = [other["skipped"] for other in rounds if "skipped" in other]
+        merged.append(row)
+    return merged
+
+
 def format_table(rows):
     header = (
         f"{'length':>7}  {'path':<26} {'median s':>9} {'% limit':>8} "
-        f"{'x ours':>7} {'% lim cpu':>9} {'peak MiB':>9}"
+        f"{'x ours':>7} {'% lim cpu':>9} {'peak MiB':>9} {'% own lim':>9}"
     )
     lines = [header, "-" * len(header)]
     for row in rows:
@@ -103,6 +148,7 @@ def format_table(rows):
             + (f"{ratio:>6.2f}x " if ratio is not None else f"{'':>7} ")
             + (f"{cpu_fraction:>9.0%} " if cpu_fraction is not None else f"{'':>9} ")
             + f"{row['added_rss_mib']:>9.0f}"
+            + (f" {own:>9.0%}" if (own := row.get("fraction_of_runtime_limit")) is not None else "")
         )
     return "\n".join(lines)
 

@@ -109,7 +109,8 @@ def run_point(spec, point):
 
 
 def run_setup(spec):
-    """Matmul rates and (when asked) the ONNX export, in a TensorFlow process."""
+    """Matmul rates and (when asked) onnxruntime's matmul rate and the ONNX
+    export, in a TensorFlow process."""
     from keras_longformer.bench.flops import measure_matmul_rates
 
     config = spec["config"]
@@ -123,6 +124,7 @@ def run_setup(spec):
     except Exception as error:
         emit(dict(kind="matmul_rates", error=first_line(error)))
     if spec.get("onnx_path"):
+        _onnxruntime_rate(spec)
         from keras_longformer.bench.peers import export_layer
 
         start = time.perf_counter()
@@ -131,6 +133,22 @@ def run_setup(spec):
             emit(dict(kind="export", max_abs_error=error, wall_seconds=time.perf_counter() - start))
         except Exception as failure:
             emit(dict(kind="export", error=first_line(failure)))
+
+
+def _onnxruntime_rate(spec):
+    """onnxruntime's own matmul rate, the limit of the exported layer."""
+    from keras_longformer.bench.flops import measure_onnxruntime_matmul_rate
+
+    start = time.perf_counter()
+    try:
+        rate = measure_onnxruntime_matmul_rate(
+            spec["config"]["hidden"], repeats=spec["setup"]["repeats"],
+            warmup=spec["setup"]["warmup"], quick=spec["setup"]["quick"],
+        )
+        emit(dict(kind="onnxruntime_matmul_rate", rate=rate,
+                  wall_seconds=time.perf_counter() - start))
+    except Exception as error:
+        emit(dict(kind="onnxruntime_matmul_rate", error=first_line(error)))
 
 
 def main(argv=None):
