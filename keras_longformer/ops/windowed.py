@@ -147,6 +147,19 @@ def flat_sequence(x, layout, axis, global_part=None):
     return x if global_part is None else ops.concatenate([global_part, x], axis=axis)
 
 
+def flat_heads(x, layout, global_part=None):
+    """`flat_sequence(to_heads(x), layout, 2, global_part)`: `[B, T, n, H]`
+    -> `[B * d, n, G + halo + T' + halo, H]`, the sequence key spans are
+    read from. Without dilation one pad makes both the blocks' padding and
+    the halos: one copy of the keys (and of the values) fewer."""
+    if layout.dilation != 1:
+        return flat_sequence(to_heads(x, layout), layout, 2, global_part)
+    before = layout.halo * layout.block_size
+    after = layout.padded_length - layout.length + layout.blocks_after * layout.block_size
+    x = ops.transpose(ops.pad(x, [[0, 0], [before, after], [0, 0], [0, 0]]), [0, 2, 1, 3])
+    return x if global_part is None else ops.concatenate([global_part, x], axis=2)
+
+
 def windowed_attention(
     query,
     key,
@@ -235,8 +248,7 @@ def _band_attention(query, key, value, global_keys, global_values, *, bias, indi
     rows, num_blocks, block = layout.rows, layout.num_blocks, layout.block_size
 
     def spans(x, global_part):
-        flat = flat_sequence(to_heads(x, layout), layout, 2, global_part)
-        return ops.take(flat, indices, axis=2)  # [R, n, nb, span + G, H]
+        return ops.take(flat_heads(x, layout, global_part), indices, axis=2)  # [R, n, nb, span + G, H]
 
     query_blocks = ops.reshape(
         to_heads(query, layout), [rows, heads, num_blocks, block, head_dim]
