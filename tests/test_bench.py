@@ -228,6 +228,7 @@ def test_a_subset_of_paths_is_in_the_command_that_reproduces_a_run():
         (["--hidden", "100", "--heads", "12"], "Received: --hidden=100, --heads=12"),
         (["--repeats", "0"], "Received: --repeats=0"),
         (["--rounds", "0"], "Received: --rounds=0"),
+        (["--malloc", "jemalloc"], "Received: --malloc='jemalloc'"),
         (["--num-global", "600", "--lengths", "512"], "Received: --num-global=600"),
     ],
 )
@@ -242,6 +243,19 @@ def test_onednn_switch_reaches_the_workers_only_when_asked(monkeypatch):
     assert "TF_ENABLE_ONEDNN_OPTS" not in runner.worker_environment("tensorflow")
     assert runner.worker_environment("tensorflow", "on")["TF_ENABLE_ONEDNN_OPTS"] == "1"
     assert runner.worker_environment("torch", "off")["KERAS_BACKEND"] == "torch"
+
+
+def test_malloc_reuse_reaches_every_worker_only_when_asked(monkeypatch):
+    monkeypatch.delenv("MALLOC_MMAP_MAX_", raising=False)
+    assert "MALLOC_MMAP_MAX_" not in runner.worker_environment("torch")
+    for backend in ("tensorflow", "torch", "numpy"):
+        environment = runner.worker_environment(backend, malloc="reuse")
+        assert environment["MALLOC_MMAP_MAX_"] == "0"
+        assert int(environment["MALLOC_TRIM_THRESHOLD_"]) >= 2**40
+    from keras_longformer.bench.cli import options_command
+
+    assert "--malloc reuse" in options_command(options("--malloc", "reuse"))
+    assert "--malloc" not in options_command(options())
 
 
 def test_quick_defaults():

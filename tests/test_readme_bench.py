@@ -130,3 +130,52 @@ def test_the_rounds_run_s_figures_are_the_ones_quoted(readme, run, rounds_run):
     calls = [run["by_point"][("ours_float32_forward", 4096)]["seconds"],
              *point[("ours_float32_forward", 4096)]["round_seconds"]]
     assert f"has taken {min(calls):.2f} to {max(calls):.2f} s on different runs" in readme
+
+
+def _malloc_run(name):
+    path = os.path.join(ROOT, "docs", "bench", "malloc", name, "bench.json")
+    with open(path, encoding="utf-8") as handle:
+        result = json.load(handle)
+    return {row["path"]: row for row in result["rows"]}, result
+
+
+def test_the_malloc_runs_are_what_their_names_say():
+    for name in ("torch_default", "torch_reuse", "tensorflow_default", "tensorflow_reuse", "all_reuse"):
+        _, result = _malloc_run(name)
+        reuse = name.endswith("reuse")
+        assert ("--malloc reuse" in result["command"]) == reuse, name
+        assert bool(result["machine"]["malloc"]) == reuse, name
+        assert result["rounds"] == 2 and result["config"]["backend"] == name.split("_")[0].replace(
+            "all", "tensorflow"), name
+
+
+def test_the_malloc_figures_are_the_runs(readme):
+    torch_default, _ = _malloc_run("torch_default")
+    torch_reuse, _ = _malloc_run("torch_reuse")
+    tensorflow_default, _ = _malloc_run("tensorflow_default")
+    tensorflow_reuse, _ = _malloc_run("tensorflow_reuse")
+    everyone, _ = _malloc_run("all_reuse")
+
+    def pair(default, reuse, path, digits=3):
+        return f"{default[path]['seconds']:.{digits}g}", f"{reuse[path]['seconds']:.{digits}g}"
+
+    expected = [
+        "torch backend takes {} s with the default and {} s with reuse".format(
+            *pair(torch_default, torch_reuse, "ours_float32_forward")),
+        "Hugging Face's {} s and {} s forward".format(*pair(torch_default, torch_reuse, "hf_torch_forward")),
+        "{} s and {} s forward and backward".format(*pair(torch_default, torch_reuse, "hf_torch_train")),
+        "gain nothing ({} and {} s, {} and {} s,".format(
+            *pair(tensorflow_default, tensorflow_reuse, "ours_float32_forward"),
+            *pair(tensorflow_default, tensorflow_reuse, "ours_onnxruntime_forward")),
+        f"is {everyone['hf_torch_forward']['time_vs_ours']:.2f}x faster than Hugging Face's forward",
+        f"{everyone['hf_torch_train']['time_vs_ours']:.2f}x forward and backward",
+        f"and {everyone['keras_mha_forward']['time_vs_ours']:.2f}x faster than Keras MHA",
+        f"runs at {everyone['hf_torch_forward']['fraction_of_limit']:.0%} of the matmul rate",
+        f"need ours at {2.5 * everyone['hf_torch_forward']['fraction_of_limit']:.0%} of it",
+    ]
+    for sentence in expected:
+        assert sentence in readme, sentence
+    added = [reuse[path]["added_rss_mib"] / default[path]["added_rss_mib"] - 1
+             for default, reuse in ((torch_default, torch_reuse),)
+             for path in torch_default]
+    assert f"for {min(added):.0%}-{max(added):.0%} more added memory".replace("%-", "-") in readme

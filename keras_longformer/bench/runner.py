@@ -85,13 +85,23 @@ def memory_check(point, config):
     return None
 
 
-def worker_environment(backend, onednn="default"):
-    """The worker's environment: `KERAS_BACKEND`, and TensorFlow's oneDNN
+# glibc's malloc serves every block over 32 MiB with a fresh mmap and unmaps
+# it when freed, so each call pays a page fault per 4 KiB of its large
+# tensors (torch's CPU allocator is plain malloc). With mmap off and the heap
+# never trimmed, freed blocks are reused: the same process keeps its peak.
+MALLOC_REUSE = {"MALLOC_MMAP_MAX_": "0", "MALLOC_TRIM_THRESHOLD_": str(2**40)}
+
+
+def worker_environment(backend, onednn="default", malloc="default"):
+    """The worker's environment: `KERAS_BACKEND`, TensorFlow's oneDNN
     switch when asked (`on`/`off`; `default` leaves TensorFlow's choice,
-    which is off on CPUs without AVX-512)."""
+    which is off on CPUs without AVX-512), and glibc's malloc settings
+    (`reuse`: `MALLOC_REUSE`; `default` leaves the environment's)."""
     env = dict(os.environ, KERAS_BACKEND=backend)
     if onednn != "default":
         env["TF_ENABLE_ONEDNN_OPTS"] = "1" if onednn == "on" else "0"
+    if malloc == "reuse":
+        env.update(MALLOC_REUSE)
     return env
 
 
@@ -118,12 +128,12 @@ def time_check(point, rows, calls, max_point_seconds):
     )
 
 
-def run_process(spec, backend, timeout, on_result, onednn="default"):
+def run_process(spec, backend, timeout, on_result, onednn="default", malloc="default"):
     """Runs one worker; calls `on_result` for every result line.
 
     Returns `None` when the worker exited cleanly, else why it did not.
     """
-    env = worker_environment(backend, onednn)
+    env = worker_environment(backend, onednn, malloc)
     env.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     with tempfile.TemporaryDirectory(prefix="keras_longformer_bench_") as scratch:
         spec_path = os.path.join(scratch, "spec.json")
@@ -165,7 +175,8 @@ def run_process(spec, backend, timeout, on_result, onednn="default"):
 
 
 def run_points(points, config, *, backend, isolated, repeats, warmup, setup,
-               onnx_path, timeout, progress, onednn="default", max_point_seconds=None):
+               onnx_path, timeout, progress, onednn="default", malloc="default",
+               max_point_seconds=None):
     """Runs `setup` (matmul rates, ONNX export) then every point.
 
     Returns `(rows, setup_results)`; `setup_results` maps `matmul_rates`
@@ -193,7 +204,7 @@ def run_points(points, config, *, backend, isolated, repeats, warmup, setup,
     if tensorflow_group is None and setup:
         progress.set_postfix_str("matmul rates, ONNX export")
         failure = run_process(dict(base, setup=setup, points=[]), "tensorflow", timeout,
-                              on_result, onednn)
+                              on_result, onednn, malloc)
         if failure:
             setup_results.setdefault("matmul_rates", dict(error=failure))
     for index, process in enumerate(groups):
@@ -211,7 +222,7 @@ def run_points(points, config, *, backend, isolated, repeats, warmup, setup,
         if not runnable and not with_setup:
             continue
         spec = dict(base, setup=with_setup, points=runnable)
-        failure = run_process(spec, process["backend"], timeout, on_result, onednn)
+        failure = run_process(spec, process["backend"], timeout, on_result, onednn, malloc)
         done = {(row["path"], row["length"]) for row in rows}
         for point in runnable:
             if (point["path"], point["length"]) not in done:
