@@ -48,7 +48,7 @@ def add_arguments(parser):
         "--malloc", default="default",
         help="glibc malloc in every worker, all paths alike: default (the environment's), or "
         "reuse (MALLOC_MMAP_MAX_=0 and no heap trimming: large tensors reuse freed memory "
-        "instead of fresh pages each call; torch on CPU runs ~2x faster)",
+        "instead of fresh pages each call; torch on CPU ran 1.5-2x faster)",
     )
     parser.add_argument("--hidden", type=int, default=768, help="hidden size D (default 768)")
     parser.add_argument("--heads", type=int, default=12, help="attention heads; divides --hidden (default 12)")
