@@ -140,7 +140,8 @@ def _malloc_run(name):
 
 
 def test_the_malloc_runs_are_what_their_names_say():
-    for name in ("torch_default", "torch_reuse", "tensorflow_default", "tensorflow_reuse", "all_reuse"):
+    for name in ("torch_default", "torch_reuse", "tensorflow_default", "tensorflow_reuse", "all_reuse",
+                 "jax_reuse"):
         _, result = _malloc_run(name)
         reuse = name.endswith("reuse")
         assert ("--malloc reuse" in result["command"]) == reuse, name
@@ -179,3 +180,13 @@ def test_the_malloc_figures_are_the_runs(readme):
              for default, reuse in ((torch_default, torch_reuse),)
              for path in torch_default]
     assert f"for {min(added):.0%}-{max(added):.0%} more added memory".replace("%-", "-") in readme
+
+
+def test_the_backend_figures_are_the_runs(readme):
+    quoted = []
+    for name in ("tensorflow_default", "torch_reuse", "jax_reuse"):
+        rows, _ = _malloc_run(name)
+        quoted += [f"{rows[path]['seconds']:.3g}" for path in ("ours_float32_forward", "ours_float32_train")]
+    sentence = ("our layer takes {} s forward and {} s forward and backward on TensorFlow, {} s and "
+                "{} s on torch, and {} s and {} s on JAX").format(*quoted)
+    assert sentence in readme, sentence
