@@ -13,12 +13,13 @@ import pytest
 
 from keras_longformer.bench import memory
 from keras_longformer.bench import parse_options
-from keras_longformer.bench.report import merge_rounds
 from keras_longformer.bench import runner
 from keras_longformer.bench.cli import add_arguments
+from keras_longformer.bench.cli import options_command
 from keras_longformer.bench.flops import band_pairs
 from keras_longformer.bench.flops import useful_flops
 from keras_longformer.bench.paths import PATHS
+from keras_longformer.bench.report import merge_rounds
 
 SMALL = dict(hidden=32, heads=2, window=16, batch=1, num_global=2)
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -204,15 +205,11 @@ def test_rounds_report_the_median_of_their_medians():
 
 
 def test_rounds_are_in_the_command_that_reproduces_a_run():
-    from keras_longformer.bench.cli import options_command
-
     assert "--rounds 3" in options_command(options("--rounds", "3"))
     assert "--rounds" not in options_command(options())
 
 
 def test_a_subset_of_paths_is_in_the_command_that_reproduces_a_run():
-    from keras_longformer.bench.cli import options_command
-
     subset = "ours_float32_forward,ours_onnxruntime_forward"
     assert f"--paths {subset} " in options_command(options("--paths", subset))
     assert "--paths" not in options_command(options())
@@ -252,8 +249,6 @@ def test_malloc_reuse_reaches_every_worker_only_when_asked(monkeypatch):
         environment = runner.worker_environment(backend, malloc="reuse")
         assert environment["MALLOC_MMAP_MAX_"] == "0"
         assert int(environment["MALLOC_TRIM_THRESHOLD_"]) >= 2**40
-    from keras_longformer.bench.cli import options_command
-
     assert "--malloc reuse" in options_command(options("--malloc", "reuse"))
     assert "--malloc" not in options_command(options())
 

@@ -27,12 +27,18 @@ def readme():
         return " ".join(handle.read().split())  # prose wraps anywhere
 
 
-@pytest.fixture(scope="module")
-def run():
-    with open(os.path.join(ROOT, "docs", "bench", "bench.json"), encoding="utf-8") as handle:
+def load_run(*directories):
+    """A committed `bench.json` under `docs/bench/`, rows also `by_point`."""
+    path = os.path.join(ROOT, "docs", "bench", *directories, "bench.json")
+    with open(path, encoding="utf-8") as handle:
         result = json.load(handle)
     result["by_point"] = {(row["path"], row["length"]): row for row in result["rows"]}
     return result
+
+
+@pytest.fixture(scope="module")
+def run():
+    return load_run()
 
 
 def test_the_table_is_the_one_the_run_wrote(readme):
@@ -81,11 +87,7 @@ def test_the_ranges_quoted_hold_over_the_run(readme, run):
 
 @pytest.fixture(scope="module")
 def rounds_run():
-    path = os.path.join(ROOT, "docs", "bench", "linearity", "bench.json")
-    with open(path, encoding="utf-8") as handle:
-        result = json.load(handle)
-    result["by_point"] = {(row["path"], row["length"]): row for row in result["rows"]}
-    return result
+    return load_run("linearity")
 
 
 def test_the_rounds_run_is_the_one_quoted(readme, rounds_run):
@@ -133,21 +135,24 @@ def test_the_rounds_run_s_figures_are_the_ones_quoted(readme, run, rounds_run):
 
 
 def _malloc_run(name):
-    path = os.path.join(ROOT, "docs", "bench", "malloc", name, "bench.json")
-    with open(path, encoding="utf-8") as handle:
-        result = json.load(handle)
+    """`({path: row}, result)` of a run in `docs/bench/malloc/` (one length each)."""
+    result = load_run("malloc", name)
     return {row["path"]: row for row in result["rows"]}, result
 
 
+MALLOC_RUN_BACKENDS = dict(
+    torch_default="torch", torch_reuse="torch", tensorflow_default="tensorflow",
+    tensorflow_reuse="tensorflow", all_reuse="tensorflow", jax_reuse="jax",
+)
+
+
 def test_the_malloc_runs_are_what_their_names_say():
-    for name in ("torch_default", "torch_reuse", "tensorflow_default", "tensorflow_reuse", "all_reuse",
-                 "jax_reuse"):
+    for name, backend in MALLOC_RUN_BACKENDS.items():
         _, result = _malloc_run(name)
         reuse = name.endswith("reuse")
         assert ("--malloc reuse" in result["command"]) == reuse, name
         assert bool(result["machine"]["malloc"]) == reuse, name
-        assert result["rounds"] == 2 and result["config"]["backend"] == name.split("_")[0].replace(
-            "all", "tensorflow"), name
+        assert result["rounds"] == 2 and result["config"]["backend"] == backend, name
 
 
 def test_the_malloc_figures_are_the_runs(readme):
@@ -157,8 +162,8 @@ def test_the_malloc_figures_are_the_runs(readme):
     tensorflow_reuse, _ = _malloc_run("tensorflow_reuse")
     everyone, _ = _malloc_run("all_reuse")
 
-    def pair(default, reuse, path, digits=3):
-        return f"{default[path]['seconds']:.{digits}g}", f"{reuse[path]['seconds']:.{digits}g}"
+    def pair(default, reuse, path):
+        return f"{default[path]['seconds']:.3g}", f"{reuse[path]['seconds']:.3g}"
 
     expected = [
         "torch backend takes {} s with the default and {} s with reuse".format(
@@ -176,8 +181,7 @@ def test_the_malloc_figures_are_the_runs(readme):
     ]
     for sentence in expected:
         assert sentence in readme, sentence
-    added = [reuse[path]["added_rss_mib"] / default[path]["added_rss_mib"] - 1
-             for default, reuse in ((torch_default, torch_reuse),)
+    added = [torch_reuse[path]["added_rss_mib"] / torch_default[path]["added_rss_mib"] - 1
              for path in torch_default]
     assert f"for {min(added):.0%}-{max(added):.0%} more added memory".replace("%-", "-") in readme
 
