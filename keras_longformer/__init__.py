@@ -6,6 +6,8 @@ from keras_longformer import convert  # noqa: E402
 from keras_longformer import layers  # noqa: E402
 from keras_longformer import models  # noqa: E402
 from keras_longformer import ops  # noqa: E402
+from keras_longformer.convert import convert_to_long  # noqa: E402
+from keras_longformer.convert import copy_global_projections  # noqa: E402
 from keras_longformer.convert import from_huggingface  # noqa: E402
 from keras_longformer.layers import LongformerEmbeddings  # noqa: E402
 from keras_longformer.layers import LongformerEncoderLayer  # noqa: E402

@@ -124,6 +124,41 @@ def _check_tied(state, hf_config, path):
             )
 
 
+def assign_checkpoint(model, task, state, keys, table, prefix, hf_config, path):
+    """Checks every key of `table` against the checkpoint, then assigns them.
+
+    Every key and the tied decoder are checked before any weight is read;
+    weights are then read and assigned one at a time (never a second copy
+    of the checkpoint), each shape checked. A pooler the checkpoint lacks
+    stays random, with a warning.
+    """
+    missing_pooler = _check_keys({key: None for key in keys}, table, task, prefix, path)
+    if task == "masked_lm":
+        _check_tied(state, hf_config, path)
+    for variable, key, transform in table:
+        if key in missing_pooler:
+            continue
+        array = state[key]
+        try:
+            value = transform(array, variable)
+        except ValueError:  # a reshape to the Keras layout is impossible
+            value = None
+        if value is None or tuple(value.shape) != tuple(variable.shape):
+            raise ValueError(
+                f"Shape mismatch for `{key}`: the checkpoint at {path} holds "
+                f"{tuple(array.shape)}, but Keras weight `{variable.path}` is "
+                f"{tuple(variable.shape)} (config.json sets the Keras shapes)."
+            )
+        variable.assign(value.astype(variable.dtype))
+    if missing_pooler:
+        warnings.warn(
+            f"The checkpoint at {path} has no pooler ({', '.join(missing_pooler)}), "
+            "as `LongformerFor*` checkpoints: `pooled_output` is randomly "
+            "initialised. `sequence_output` is exact.",
+            stacklevel=3,
+        )
+
+
 def from_huggingface(path, *, task="backbone", dtype=None):
     """Loads a local Hugging Face Longformer checkpoint into Keras.
 
@@ -193,34 +228,7 @@ def from_huggingface(path, *, task="backbone", dtype=None):
         )
 
     model = _build_model(task, backbone_kwargs, hf_config, dtype)
-    table = weight_table(model, task, prefix)
-    missing_pooler = _check_keys(
-        {key: None for key in keys}, table, task, prefix, path
-    )
-    if task == "masked_lm":
-        _check_tied(state, hf_config, path)
-    for variable, key, transform in table:
-        if key in missing_pooler:
-            continue
-        array = state[key]
-        try:
-            value = transform(array, variable)
-        except ValueError:  # a reshape to the Keras layout is impossible
-            value = None
-        if value is None or tuple(value.shape) != tuple(variable.shape):
-            raise ValueError(
-                f"Shape mismatch for `{key}`: the checkpoint at {path} holds "
-                f"{tuple(array.shape)}, but Keras weight `{variable.path}` is "
-                f"{tuple(variable.shape)} (config.json sets the Keras shapes)."
-            )
-        variable.assign(value.astype(variable.dtype))
-    if missing_pooler:
-        warnings.warn(
-            f"The checkpoint at {path} has no pooler ({', '.join(missing_pooler)}), "
-            "as `LongformerFor*` checkpoints: `pooled_output` is randomly "
-            "initialised. `sequence_output` is exact.",
-            stacklevel=2,
-        )
+    assign_checkpoint(model, task, state, keys, weight_table(model, task, prefix), prefix, hf_config, path)
     # A task gets the preprocessor of the directory's tokenizer files, if any.
     from keras_longformer.models.huggingface_preprocessing import attach_huggingface_preprocessor
 

@@ -29,7 +29,11 @@ def _transpose_reshape(array, variable):
     return array.T.reshape(tuple(variable.shape))
 
 
-def _backbone_table(backbone, prefix):
+def _backbone_table(backbone, prefix, global_from_local=False, position_transform=_identity):
+    """Rows of the backbone; with `global_from_local`, the global projections
+    read the local ones' keys (a short model has no global projections: the
+    paper's recipe starts them as copies), and `position_transform` maps
+    the checkpoint's position table to the Keras one."""
     table = []
 
     def add(variable, key, transform=_identity):
@@ -37,7 +41,11 @@ def _backbone_table(backbone, prefix):
 
     embeddings = backbone.embeddings
     add(embeddings.token_embedding.embeddings, "embeddings.word_embeddings.weight")
-    add(embeddings.position_embedding.embeddings, "embeddings.position_embeddings.weight")
+    add(
+        embeddings.position_embedding.embeddings,
+        "embeddings.position_embeddings.weight",
+        position_transform,
+    )
     add(embeddings.token_type_embedding.embeddings, "embeddings.token_type_embeddings.weight")
     add(embeddings.layer_norm.gamma, "embeddings.LayerNorm.weight")
     add(embeddings.layer_norm.beta, "embeddings.LayerNorm.bias")
@@ -48,9 +56,9 @@ def _backbone_table(backbone, prefix):
             (attention._query_dense, "query"),
             (attention._key_dense, "key"),
             (attention._value_dense, "value"),
-            (attention._global_query_dense, "query_global"),
-            (attention._global_key_dense, "key_global"),
-            (attention._global_value_dense, "value_global"),
+            (attention._global_query_dense, "query" if global_from_local else "query_global"),
+            (attention._global_key_dense, "key" if global_from_local else "key_global"),
+            (attention._global_value_dense, "value" if global_from_local else "value_global"),
         ):
             add(dense.kernel, f"{hf}attention.self.{name}.weight", _transpose_reshape)
             add(dense.bias, f"{hf}attention.self.{name}.bias", _reshape)
@@ -67,7 +75,7 @@ def _backbone_table(backbone, prefix):
     return table
 
 
-def weight_table(model, task="backbone", prefix=""):
+def weight_table(model, task="backbone", prefix="", global_from_local=False, position_transform=_identity):
     """The `(Keras variable, HF key, transform)` rows of a model.
 
     Args:
@@ -75,7 +83,11 @@ def weight_table(model, task="backbone", prefix=""):
         task: one of "backbone", "masked_lm", "classifier",
             "token_classifier", "question_answering".
         prefix: prefix of the backbone's keys in the checkpoint
-            ("longformer." for the `LongformerFor*` classes).
+            ("longformer." for the `LongformerFor*` classes, "roberta."
+            for RoBERTa's).
+        global_from_local: bool, the global projections read the local
+            query/key/value keys (a RoBERTa-family checkpoint).
+        position_transform: `transform` of the position table's row.
 
     Returns:
         list of `(variable, key, transform)`; `transform(array, variable)`
@@ -85,13 +97,14 @@ def weight_table(model, task="backbone", prefix=""):
         raise ValueError(
             f"`task` must be \"backbone\" or one of {TASKS_WITH_HEADS}. Received: task={task!r}"
         )
+    tables = dict(global_from_local=global_from_local, position_transform=position_transform)
     if task == "backbone":
-        table = _backbone_table(model, prefix)
+        table = _backbone_table(model, prefix, **tables)
         pooler = model.pooler_dense
         table.append((pooler.kernel, prefix + POOLER_KEYS[0], _transpose))
         table.append((pooler.bias, prefix + POOLER_KEYS[1], _identity))
         return table
-    table = _backbone_table(model.backbone, prefix)
+    table = _backbone_table(model.backbone, prefix, **tables)
     if task == "masked_lm":
         head = model.lm_head
         table += [

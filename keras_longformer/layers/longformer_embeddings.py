@@ -4,6 +4,7 @@ from keras import ops
 
 from keras_longformer.arguments import check_int
 from keras_longformer.arguments import check_rate
+from keras_longformer.layers._embedding_table import embedding_table
 from keras_longformer.layers._initializers import clone_initializer
 from keras_longformer.ops.global_tokens import concrete_value
 
@@ -157,16 +158,14 @@ class LongformerEmbeddings(keras.layers.Layer):
         with keras.name_scope("sequence_longer_than_max_sequence_length"):
             # Only the rows this length can use; fails (never reads out of
             # range) when the run-time length exceeds max_sequence_length.
-            # The variable's value, not the variable: JAX refuses to
-            # abstractify a Keras variable inside `slice`.
             table = ops.slice(
-                self.position_embedding.embeddings.value,
+                embedding_table(self.position_embedding),
                 [0, 0],
                 [length + self.pad_token_id + 1, self.hidden_dim],
             )
         positions = ops.take(table, position_ids, axis=0)
         tokens = self.token_embedding(token_ids)
-        token_type = self.token_type_embedding.embeddings[0]
+        token_type = embedding_table(self.token_type_embedding)[0]
         embeddings = (
             tokens
             + ops.cast(positions, tokens.dtype)
@@ -207,6 +206,14 @@ class LongformerEmbeddings(keras.layers.Layer):
 
     def compute_output_shape(self, token_ids_shape):
         return tuple(token_ids_shape) + (self.hidden_dim,)
+
+    def compute_output_spec(self, token_ids, training=None):
+        # Keras passes only symbolic tensors' shapes to `compute_output_shape`
+        # (a numpy batch, as `backbone.compute_output_spec(inputs)` gives
+        # it, would arrive as None); any array has a shape.
+        return keras.KerasTensor(
+            self.compute_output_shape(token_ids.shape), dtype=self.compute_dtype
+        )
 
     def get_config(self):
         config = super().get_config()

@@ -235,6 +235,10 @@ class LongformerBackbone(GlobalTokenCheck, Backbone):
         self.encoder_layers = encoder_layers
         self.pooler_dense = pooler_dense
 
+    def default_lora_layer_names(self):
+        """The projections `enable_lora(rank)` adapts: query and value, local and global."""
+        return ["query", "value", "query_global", "value_global"]
+
     @property
     def windows(self):
         """The one-sided window of each layer."""

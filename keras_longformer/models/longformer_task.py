@@ -65,13 +65,17 @@ class LongformerTask(GlobalTokenCheck):
         return {}
 
     def get_config(self):
-        return {
+        config = {
             "name": self.name,
             "trainable": self.trainable,
             "backbone": keras.layers.serialize(self.backbone),
             "preprocessor": keras.layers.serialize(self.preprocessor),
             **self._task_config(),
         }
+        head_policies = quantized_head_policies(self)
+        if head_policies is not None:
+            config["dtype"] = keras.dtype_policies.serialize(head_policies)
+        return config
 
     # === Compilation ===
 
@@ -244,6 +248,39 @@ def pad_axis_1(tensor, width):
     missing = width - ops.shape(tensor)[1]
     padding = [[0, 0], [0, missing]] + [[0, 0]] * (len(tensor.shape) - 2)
     return ops.pad(tensor, padding, constant_values=PREDICTION_PAD_VALUE)
+
+
+def _resolved_policy(layer):
+    policy = layer.dtype_policy
+    if isinstance(policy, keras.dtype_policies.DTypePolicyMap):
+        return policy[layer.path]
+    return policy
+
+
+def quantized_head_policies(task):
+    """The head's quantized layers as a `DTypePolicyMap` (None if there are none).
+
+    `task.quantize("int8")` changes the head's layers in place, and the
+    config of a task holds only its arguments, so a reloaded task would
+    build a float head that its saved integer weights do not fit. Given as
+    the task's `dtype`, the map rebuilds each of those layers quantized
+    (keras-hub's `Backbone.get_config` does the same for the backbone).
+    """
+    in_backbone = {id(layer) for layer in task.backbone._flatten_layers()}
+    quantized = {
+        layer.path: _resolved_policy(layer)
+        for layer in task._flatten_layers(include_self=False)
+        if id(layer) not in in_backbone and layer.quantization_mode is not None
+    }
+    if not quantized:
+        return None
+    default = task.backbone.dtype_policy
+    if isinstance(default, keras.dtype_policies.DTypePolicyMap):
+        default = default.default_policy
+    policies = keras.dtype_policies.DTypePolicyMap(default_policy=default)
+    for path, policy in quantized.items():
+        policies[path] = policy
+    return policies
 
 
 def freeze_unused_pooler(backbone):

@@ -1,6 +1,8 @@
 import keras
 from keras import ops
 
+from keras_longformer.layers._embedding_table import embedding_table
+
 
 @keras.saving.register_keras_serializable(package="keras_longformer")
 class LongformerTiedLogits(keras.layers.Layer):
@@ -35,7 +37,7 @@ class LongformerTiedLogits(keras.layers.Layer):
         )
 
     def call(self, x):
-        embeddings = ops.cast(self._token_embedding().embeddings, x.dtype)
+        embeddings = ops.cast(embedding_table(self._token_embedding()), x.dtype)
         logits = ops.matmul(x, ops.transpose(embeddings))
         return logits + ops.cast(self.bias, x.dtype)
 

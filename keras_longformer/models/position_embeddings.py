@@ -5,6 +5,28 @@ from keras_longformer.arguments import check_int
 from keras_longformer.models.longformer_backbone import LongformerBackbone
 
 
+def tile_positions(rows, reserved, max_sequence_length):
+    """A position table of `reserved + max_sequence_length` rows, learned rows tiled.
+
+    The paper's recipe (section 5): the first `reserved` rows (RoBERTa's
+    `pad_token_id + 1` rows that no real token reads) are kept, and the
+    learned rows after them are repeated block after block, so position
+    `k` of the long table holds the learned row `k mod P` of a table with
+    `P` learned rows. Cut to `max_sequence_length` when that is shorter.
+
+    Args:
+        rows: `[reserved + P, D]` numpy array.
+        reserved: int >= 0, the leading rows kept as they are.
+        max_sequence_length: int >= 1, learned rows of the result.
+
+    Returns:
+        `[reserved + max_sequence_length, D]` numpy array.
+    """
+    learned = rows[reserved:]
+    repeats = -(-max_sequence_length // len(learned))
+    return np.concatenate([rows[:reserved], np.tile(learned, (repeats, 1))[:max_sequence_length]])
+
+
 def extend_position_embeddings(backbone, new_max_length):
     """A copy of `backbone` that reads `new_max_length` tokens, positions copied.
 
@@ -49,9 +71,6 @@ def extend_position_embeddings(backbone, new_max_length):
             fresh.assign(old_weights[fresh.path])
     new.pooler_dense.trainable = backbone.pooler_dense.trainable
     old_rows = keras.ops.convert_to_numpy(old_table)
-    reserved = backbone.pad_token_id + 1
-    learned = old_rows[reserved:]
-    repeats = -(-new_max_length // len(learned))
-    rows = np.concatenate([old_rows[:reserved], np.tile(learned, (repeats, 1))[:new_max_length]])
+    rows = tile_positions(old_rows, backbone.pad_token_id + 1, new_max_length)
     new_table.assign(rows.astype(new_table.dtype))
     return new

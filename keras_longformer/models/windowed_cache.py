@@ -18,6 +18,7 @@ import math
 import numpy as np
 from keras import ops
 
+from keras_longformer.layers._embedding_table import embedding_table
 from keras_longformer.layers.longformer_encoder_layer import gelu_erf
 
 
@@ -109,9 +110,9 @@ def _embed_one(backbone, token_ids, position):
     tokens = embeddings.token_embedding(token_ids)
     # RoBERTa positions: the k-th real token (from 1) sits at pad_token_id + k.
     row = ops.take(
-        embeddings.position_embedding.embeddings, position + embeddings.pad_token_id + 1, axis=0
+        embedding_table(embeddings.position_embedding), position + embeddings.pad_token_id + 1, axis=0
     )
-    token_type = embeddings.token_type_embedding.embeddings[0]
+    token_type = embedding_table(embeddings.token_type_embedding)[0]
     x = tokens + ops.cast(row, tokens.dtype) + ops.cast(token_type, tokens.dtype)
     return embeddings.layer_norm(x)
 
