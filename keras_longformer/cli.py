@@ -4,6 +4,7 @@
                             [--no-verify] [--force]
     keras-longformer check OUT.onnx [--provider auto|cuda|cpu] [--batch B] [--length T]
     keras-longformer convert HF_DIR OUT.keras [--force]
+    keras-longformer convert-to-long SRC OUT [--max-length 4096] [--window 256] [--force]
     keras-longformer bench [...]
     keras-longformer triton MODEL.onnx REPOSITORY [--name N] [--max-batch-size 8]
                             [--instance-kind gpu|cpu] [--force]
@@ -31,9 +32,10 @@ import contextlib
 import os
 import subprocess
 import sys
-import tempfile
 
 from keras_longformer.cli_check import add_check as _add_check
+from keras_longformer.cli_convert import add_convert as _add_convert
+from keras_longformer.cli_convert import add_convert_to_long as _add_convert_to_long
 from keras_longformer.cli_support import PROG
 from keras_longformer.cli_support import CommandError
 from keras_longformer.cli_support import Reporter
@@ -143,66 +145,6 @@ def _progress_wanted():
 
 
 # ---------------------------------------------------------------------------
-# convert
-# ---------------------------------------------------------------------------
-
-
-def _add_convert(subparsers):
-    parser = subparsers.add_parser(
-        "convert",
-        help="convert a Hugging Face Longformer checkpoint to a preset directory or a .keras file",
-        description="Convert a Hugging Face Longformer checkpoint directory to a keras-hub preset "
-        "directory (with its tokenizer, if the checkpoint has one), or to a .keras file when the "
-        "output ends in .keras.",
-    )
-    parser.add_argument("checkpoint", help="Hugging Face checkpoint directory (config.json + weights)")
-    parser.add_argument("output", help="the preset directory to write, or a path ending in .keras")
-    from keras_longformer.convert.huggingface import TASKS
-
-    parser.add_argument(
-        "--task", default="backbone", choices=TASKS,
-        help="the Keras model to build: backbone (default), auto (the checkpoint's own "
-        "LongformerFor* class, from config.json's architectures), or a task head",
-    )
-    parser.add_argument("--force", action="store_true", help="replace an existing output file")
-    parser.set_defaults(run=_run_convert)
-
-
-def _run_convert(args):
-    if not os.path.isdir(args.checkpoint):
-        raise CommandError(f"not a checkpoint directory: {args.checkpoint}")
-    _check_output(args.output, args.force)
-    from keras_longformer.convert import from_huggingface
-
-    model = from_huggingface(args.checkpoint, task=args.task)
-    if not args.output.endswith(".keras"):  # a keras-hub preset directory
-        from keras_longformer.models.preset_files import save_preset
-
-        save_preset(model, args.output, overwrite=args.force)
-        return _report_converted(args, model)
-    handle, temporary = tempfile.mkstemp(
-        prefix=f".{os.path.basename(args.output)}.",
-        suffix=".tmp.keras",
-        dir=os.path.dirname(os.path.abspath(args.output)),
-    )
-    os.close(handle)
-    try:
-        model.save(temporary)
-        os.replace(temporary, args.output)
-    finally:
-        if os.path.exists(temporary):
-            os.remove(temporary)
-    return _report_converted(args, model)
-
-
-def _report_converted(args, model):
-    out = args.reporter
-    out.record(path=args.output, model=type(model).__name__, parameters=model.count_params())
-    out.say(f"wrote {args.output} ({type(model).__name__}, {model.count_params():,} parameters)")
-    return 0
-
-
-# ---------------------------------------------------------------------------
 # bench (keras_longformer/bench.py provides the arguments and the run)
 # ---------------------------------------------------------------------------
 
@@ -298,6 +240,7 @@ def build_parser():
     _add_export(subparsers)
     _add_check(subparsers)
     _add_convert(subparsers)
+    _add_convert_to_long(subparsers)
     _add_guarded(subparsers, ("bench",), _add_bench)
     _add_guarded(subparsers, ("triton", "serve-bench"), _add_serving)
     for subparser in subparsers.choices.values():

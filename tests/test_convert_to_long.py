@@ -178,3 +178,166 @@ def test_a_legacy_bin_checkpoint_converts(roberta, long_roberta, tmp_path):
     model = convert_to_long(directory, max_sequence_length=LONG, window=WINDOWS)
     for ours, theirs in zip(model.weights, long_roberta.weights):
         np.testing.assert_array_equal(keras.ops.convert_to_numpy(ours), keras.ops.convert_to_numpy(theirs))
+
+
+def keras_hub_roberta(masked_lm=False, tokenizer_dir=None):
+    import keras_hub
+
+    keras.utils.set_random_seed(1)
+    backbone = keras_hub.models.RobertaBackbone(
+        vocabulary_size=300 if tokenizer_dir else VOCAB, num_layers=2, num_heads=2, hidden_dim=16,
+        intermediate_dim=24, max_sequence_length=SHORT, dropout=0.0,
+    )
+    for weight in backbone.weights:  # larger than the 0.02 initialisation: a wrong map shows
+        weight.assign(np.random.default_rng(len(weight.path)).normal(0, 0.3, weight.shape))
+    if not masked_lm:
+        return backbone
+    preprocessor = None
+    if tokenizer_dir:
+        tokenizer = keras_hub.models.RobertaTokenizer(
+            vocabulary=os.path.join(tokenizer_dir, "vocab.json"),
+            merges=os.path.join(tokenizer_dir, "merges.txt"),
+        )
+        preprocessor = keras_hub.models.RobertaMaskedLMPreprocessor(tokenizer, sequence_length=SHORT)
+    model = keras_hub.models.RobertaMaskedLM(backbone, preprocessor=preprocessor)
+    for weight in model.masked_lm_head.weights:
+        weight.assign(np.random.default_rng(len(weight.path)).normal(0, 0.3, weight.shape))
+    return model
+
+
+def right_padded(length, pattern):
+    """keras-hub's RoBERTa counts positions from the first token whatever the padding."""
+    return hf_fixtures.batch(length, pattern)
+
+
+@pytest.mark.backends
+@pytest.mark.parametrize("pattern", ["none", "first"])
+def test_keras_hub_roberta_backbone(pattern):
+    source = keras_hub_roberta()
+    with pytest.warns(UserWarning, match="no pooler"):
+        model = convert_to_long(source, max_sequence_length=LONG, window=SHORT)
+    for length in (1, 9, SHORT):
+        ids, padding, glob = right_padded(length, pattern)
+        expected = keras.ops.convert_to_numpy(source({"token_ids": ids, "padding_mask": padding}))
+        outputs = keras_outputs(model, ids, padding, glob)
+        assert max_error(outputs["sequence_output"], expected, padding) <= ATOL
+
+
+def test_keras_hub_masked_lm_and_its_preset_directory(tmp_path):
+    tokenizer_dir = train_bpe(str(tmp_path / "bpe"), vocab_size=300)
+    source = keras_hub_roberta(masked_lm=True, tokenizer_dir=tokenizer_dir)
+    ids, padding, glob = right_padded(SHORT, "first")
+    positions = np.tile(np.arange(4), (len(ids), 1))
+    expected = keras.ops.convert_to_numpy(
+        source({"token_ids": ids, "padding_mask": padding, "mask_positions": positions})
+    )
+    preset = str(tmp_path / "preset")
+    source.save_to_preset(preset)
+    for given in (source, preset):
+        model = convert_to_long(given, max_sequence_length=LONG, window=SHORT)
+        assert isinstance(model, models.LongformerMaskedLM)
+        assert isinstance(model.preprocessor, models.LongformerMaskedLMPreprocessor)
+        logits = keras.ops.convert_to_numpy(
+            model({"token_ids": ids, "padding_mask": padding, "global_mask": glob, "mask_positions": positions})
+        )
+        assert np.max(np.abs(logits - expected)) <= ATOL
+    # The same tokenizer: text in gives the source's ids.
+    text = "the quick brown fox"
+    np.testing.assert_array_equal(
+        keras.ops.convert_to_numpy(model.preprocessor.tokenizer(text)),
+        keras.ops.convert_to_numpy(source.preprocessor.tokenizer(text)),
+    )
+
+
+# === Bad input: a clear error before any weight is read ===
+
+
+def test_bert_and_other_architectures_are_refused(tmp_path):
+    import transformers
+
+    bert = tmp_path / "bert"
+    transformers.BertModel(
+        transformers.BertConfig(vocab_size=30, hidden_size=8, num_hidden_layers=1, num_attention_heads=2,
+                                intermediate_size=8, max_position_embeddings=16)
+    ).save_pretrained(bert)
+    with pytest.raises(ValueError, match=r"model_type='bert' is BERT-family.*token type"):
+        convert_to_long(str(bert), max_sequence_length=64)
+    longformer = hf_fixtures.save(hf_fixtures.random_hf_model(), str(tmp_path / "longformer"))
+    with pytest.raises(ValueError, match="already a Longformer.*extend_position_embeddings"):
+        convert_to_long(longformer, max_sequence_length=1024)
+    with pytest.raises(ValueError, match="RobertaBackbone or RobertaMaskedLM. Received: LongformerBackbone"):
+        convert_to_long(models.LongformerBackbone(vocabulary_size=10, num_layers=1, num_heads=1, hidden_dim=4,
+                                                  intermediate_dim=4, window=2), max_sequence_length=64)
+    with pytest.raises(FileNotFoundError, match="checkpoint or preset directory"):
+        convert_to_long(str(tmp_path / "missing"))
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        (dict(max_sequence_length=SHORT), f"above the source's {SHORT} positions"),
+        (dict(max_sequence_length=16), "Received: max_sequence_length=16"),
+        (dict(window=0), "Received: window=0"),
+        (dict(window=-3), "Received: window=-3"),
+        (dict(window=[8]), r"one per layer\. Received: window=\[8\]"),
+        (dict(window=[8, 8.5]), r"Received: window=\[8, 8.5\]"),
+        (dict(dilation=0), "dilation"),
+    ],
+)
+def test_bad_arguments_name_themselves(roberta, kwargs, message):
+    _, directory = roberta
+    with pytest.raises(ValueError, match=message):
+        convert_to_long(directory, **{"max_sequence_length": LONG, **kwargs})
+
+
+def test_a_checkpoint_missing_a_weight_names_it(roberta, tmp_path):
+    from safetensors.numpy import load_file
+    from safetensors.numpy import save_file
+
+    _, directory = roberta
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    (broken / "config.json").write_text(open(os.path.join(directory, "config.json")).read())
+    weights = load_file(os.path.join(directory, "model.safetensors"))
+    del weights["encoder.layer.1.attention.self.value.weight"]
+    save_file(weights, str(broken / "model.safetensors"))
+    with pytest.raises(ValueError, match=r"Missing key `encoder\.layer\.1\.attention\.self\.value\.weight`.*broken"):
+        convert_to_long(str(broken), max_sequence_length=LONG)
+
+
+# === The command ===
+
+
+def test_convert_to_long_command_writes_a_preset_that_equals_the_source(tmp_path, capsys):
+    import torch
+    from test_cli import assert_one_line_error_in_process
+    from test_cli import run_in_process
+
+    source = tmp_path / "roberta-mlm"
+    torch_model = random_source("RobertaForMaskedLM", str(source), tokenizer=True, vocab_size=300)
+    output = tmp_path / "long"
+    status, out, err = run_in_process(
+        capsys, "convert-to-long", source, output, "--max-length", LONG, "--window", f"{SHORT},{SHORT}", "--json"
+    )
+    assert status == 0, err
+    assert '"model": "LongformerMaskedLM"' in out
+    model = models.LongformerMaskedLM.from_preset(str(output))
+    assert model.backbone.max_sequence_length == LONG and model.backbone.window == [SHORT, SHORT]
+    ids, padding, glob = hf_fixtures.batch(SHORT, "none")
+    with torch.no_grad():
+        expected = torch_model(torch.tensor(ids), attention_mask=torch.tensor(padding)).logits.numpy()
+    logits = keras.ops.convert_to_numpy(
+        model.predict({"token_ids": ids, "padding_mask": padding, "global_mask": glob}, verbose=0)
+    )
+    assert max_error(logits, expected, padding) <= ATOL
+    # Bad input: one line naming the argument, nothing written.
+    for args, fragment in (
+        (("--max-length", SHORT), f"above the source's {SHORT} positions"),
+        (("--window", "0"), "Received: window=0"),
+        (("--window", "8,8,8"), "Received: window=[8, 8, 8]"),
+    ):
+        target = tmp_path / "refused.keras"
+        status, _, err = run_in_process(capsys, "convert-to-long", source, target, *args)
+        assert_one_line_error_in_process(status, err, fragment)
+        assert not target.exists()
+    assert sorted(os.listdir(tmp_path)) == ["long", "roberta-mlm"]

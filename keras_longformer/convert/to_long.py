@@ -189,7 +189,8 @@ def _keras_hub_preset(path):
     import keras_hub
 
     if os.path.isfile(os.path.join(path, "task.json")):
-        return keras_hub.models.Task.from_preset(path)
+        # A masked LM (any other task is refused by the class check after).
+        return keras_hub.models.MaskedLM.from_preset(path)
     return keras_hub.models.Backbone.from_preset(path)
 
 
