@@ -54,6 +54,7 @@ def pytest_xdist_auto_num_workers(config):
 LONGEST_FIRST = (
     "test_backend_matrix.py",
     "test_backends_portable_models.py",
+    "test_backends_portable_recipes.py",
     "test_backends_portable.py",
     "test_distributed.py",
     "test_distributed_example.py",

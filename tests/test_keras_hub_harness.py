@@ -5,22 +5,22 @@
 config and serialization round trips, eager and compiled calls at several
 lengths, mixed precision, quantization (int8 and float8), `.keras` saving,
 task `fit`/`predict` with the preprocessor inside and split out, and
-presets. Marked `backends`: the same checks under JAX and torch.
+presets. The backbone's checks are marked `backends`: they run under JAX
+and torch too (the task checks, minutes of compiling per backend, run on
+TensorFlow; every task trains on all three in tests/test_models.py).
 """
 
 import keras
 import numpy as np
 import pytest
 import tensorflow as tf
-from keras_hub.src.tests.test_case import TestCase
+from keras_hub.src.tests import test_case
 
 from bpe_fixtures import train_bpe
 from keras_longformer import models
 
 VOCAB_TEXTS = ["the quick brown fox", "jumps over the lazy dog", "a long document"]
 LABELS = np.array([0, 2, 1])
-
-pytestmark = pytest.mark.backends
 
 
 def backbone_kwargs(vocabulary_size=40):
@@ -48,7 +48,8 @@ def tokenizer(tmp_path_factory):
     return models.LongformerTokenizer.from_huggingface(directory)
 
 
-class BackboneHarnessTest(TestCase):
+@pytest.mark.backends
+class BackboneHarnessTest(test_case.TestCase):
     test_session = None  # tf.test.TestCase's session helper, not a test
 
     def test_backbone_basics(self):
@@ -81,7 +82,7 @@ def harness_tokenizer(request, tokenizer):
 
 
 @pytest.mark.usefixtures("harness_tokenizer")
-class TaskHarnessTest(TestCase):
+class TaskHarnessTest(test_case.TestCase):
     test_session = None  # tf.test.TestCase's session helper, not a test
 
     def backbone(self, causal=False):
