@@ -1,16 +1,16 @@
-"""examples/pretrain_long.py: the recipe runs end to end, and the paper's schedule.
-
-The Table 5 ordering (copied positions far below random, training lowers it)
-is not asserted yet: at these sizes the short model stays on the unigram
-plateau (see the README), so the rows differ by noise.
-"""
+"""examples/pretrain_long.py: the recipe end to end, the paper's schedule, and
+the README's dated run held to its committed JSON."""
 
 import json
 import math
+import os
+import re
 
+from test_examples_models import ROOT
 from test_examples_models import load_example
 from test_examples_models import run_example
 
+RUN = os.path.join(ROOT, "docs", "pretrain_long", "run.json")
 ROWS = (
     "unigram (no context)",
     "short model, slices of its length",
@@ -29,6 +29,31 @@ def test_quick_run_scores_every_model_on_the_same_tokens(tmp_path):
     assert report["masked_tokens"] == report["held_out_documents"] * round(0.15 * (report["long_length"] - 2))
     # Every model is scored, in bits, on a vocabulary of 400: below log2(400) + a margin.
     assert all(0 < value < math.log2(400) + 1 for value in bits.values()), bits
+
+
+def test_the_committed_run_has_the_shape_of_table_5():
+    with open(RUN, encoding="utf-8") as file:
+        bits = json.load(file)["bits_per_token"]
+    unigram, short = bits["unigram (no context)"], bits["short model, slices of its length"]
+    random, copied = bits["long model, random new positions"], bits["long model, copied positions"]
+    trained = next(value for key, value in bits.items() if key.startswith("long model, +"))
+    assert short < unigram - 0.5  # the short model learned context
+    assert copied < short + 0.1  # copying loses almost nothing
+    assert random > copied + 0.5  # random new positions lose most of it
+    assert trained < short  # continued training at length goes further
+
+
+def test_readme_quotes_the_committed_run():
+    with open(RUN, encoding="utf-8") as file:
+        run = json.load(file)
+    with open(os.path.join(ROOT, "README.md"), encoding="utf-8") as file:
+        readme = file.read()
+    assert f"`{run['command']}`" in readme and run["date"] in readme
+    assert f"{round(run['seconds'] / 60)} minutes" in readme
+    for name, bits in run["bits_per_token"].items():
+        row = re.search(rf"\| {re.escape(name)} \| ([0-9.]+) \|", readme)
+        assert row and float(row.group(1)) == round(bits, 3), name
+    assert f"{run['masked_tokens']:,} masked tokens of {run['held_out_documents']} held-out files" in readme
 
 
 def test_the_paper_schedule_warms_up_then_decays_with_power_3():

@@ -9,6 +9,7 @@ from keras_longformer.ops.global_tokens import check_max_global_tokens
 from keras_longformer.arguments import check_int
 from keras_longformer.arguments import check_rate
 from keras_longformer.layers._initializers import clone_initializer
+from keras_longformer.layers._replayed_seeds import replayed_dropout_seeds
 from keras_longformer.layers.longformer_self_attention import LongformerSelfAttention
 
 
@@ -51,6 +52,10 @@ class LongformerEncoderLayer(keras.layers.Layer):
         max_global_tokens: optional int >= 1, the most global tokens a row
             may have; needed only on JAX (default 65). See
             `LongformerSelfAttention`.
+        gradient_checkpointing: bool, when true a training call keeps only
+            the layer's input for the backward pass and computes the rest
+            again there (`keras.remat`): less memory, more time. Dropout
+            draws the same masks in both passes.
         **kwargs: base layer arguments (`name`, `dtype`, ...).
 
     Call arguments:
@@ -87,10 +92,12 @@ class LongformerEncoderLayer(keras.layers.Layer):
         kernel_initializer=None,
         bias_initializer="zeros",
         max_global_tokens=None,
+        gradient_checkpointing=False,
         **kwargs,
     ):
         super().__init__(**kwargs)
         self.num_heads = check_int("num_heads", num_heads, 1)
+        self.gradient_checkpointing = check_bool("gradient_checkpointing", gradient_checkpointing)
         self.intermediate_dim = check_int("intermediate_dim", intermediate_dim, 1)
         self.window = check_int("window", window, 0)
         self.dilation = check_dilation(dilation, num_heads)
@@ -162,8 +169,69 @@ class LongformerEncoderLayer(keras.layers.Layer):
             name="output_layer_norm",
         )
         self.output_layer_norm.build(hidden_states_shape)
+        # Built inside a `keras.RematScope`, the sublayers would each be
+        # recomputed on their own (and TensorFlow refuses their keyword
+        # calls in a graph): this layer recomputes them together.
+        for sublayer in self._flatten_layers(include_self=False):
+            sublayer._remat_mode = None
+
+    def rematerialized_call(self, layer_call, *args, **kwargs):
+        """`keras.RematScope`: where Keras would recompute this layer, the
+        layer's own checkpointing runs (tensors by position, dropout
+        replayed), which TensorFlow's graphs accept; its sublayers are
+        recomputed with it, not one by one."""
+        if super().rematerialized_call(layer_call, *args, **kwargs) is layer_call:
+            return layer_call
+
+        def checkpointed_call(*args, **kwargs):
+            self._checkpoint_this_call = True
+            try:
+                return layer_call(*args, **kwargs)
+            finally:
+                self._checkpoint_this_call = False
+
+        return checkpointed_call
 
     def call(self, hidden_states, padding_mask=None, global_mask=None, training=None):
+        if not training:
+            return self._layer_call(hidden_states, padding_mask, global_mask, training)
+        # One seed per training call, drawn here; every dropout mask of the
+        # call comes from it, so a recomputation (gradient checkpointing)
+        # draws the same masks, and the two modes train alike.
+        dropout_layers = self._active_dropout_layers()
+        if dropout_layers:
+            seed = dropout_layers[0].seed_generator.next()
+        else:
+            seed = ops.zeros((2,), "int32")
+        # Through float32 in both modes (the remat'ed call takes floats):
+        # the same integers either way.
+        seed_dtype = seed.dtype
+        seed = ops.cast(seed, "float32")
+        given = [mask is not None for mask in (padding_mask, global_mask)]
+
+
+        def layer_call(seed, hidden_states, *masks):
+            seed = ops.cast(seed, seed_dtype)
+            masks = iter([ops.cast(mask, "int32") for mask in masks])
+            padding, glob = (next(masks) if present else None for present in given)
+            with replayed_dropout_seeds(dropout_layers, seed):
+                return self._layer_call(hidden_states, padding, glob, True)
+
+        masks = [mask for mask in (padding_mask, global_mask) if mask is not None]
+        if self.gradient_checkpointing or getattr(self, "_checkpoint_this_call", False):
+            # Tensors by position (TensorFlow's recompute_grad takes no
+            # keyword arguments in a graph), the seed and 0/1 masks as
+            # floats (it watches every input for a gradient, and warns on
+            # integers); `layer_call` casts them back.
+            layer_call = keras.remat(layer_call)
+            masks = [ops.cast(mask, "float32") for mask in masks]
+        return layer_call(seed, hidden_states, *masks)
+
+    def _active_dropout_layers(self):
+        layers = [self.self_attention._dropout_layer, self.attention_dropout_layer, self.output_dropout_layer]
+        return [layer for layer in layers if layer.rate > 0]  # only these have seed generators
+
+    def _layer_call(self, hidden_states, padding_mask, global_mask, training):
         attended = self.self_attention(
             hidden_states,
             padding_mask=padding_mask,
@@ -195,6 +263,7 @@ class LongformerEncoderLayer(keras.layers.Layer):
                 "kernel_initializer": keras.initializers.serialize(self.kernel_initializer),
                 "bias_initializer": keras.initializers.serialize(self.bias_initializer),
                 "max_global_tokens": self.max_global_tokens,
+                "gradient_checkpointing": self.gradient_checkpointing,
             }
         )
         return config

@@ -2,6 +2,7 @@ import keras
 from keras import ops
 from keras_hub.models import Backbone
 
+from keras_longformer.arguments import check_bool
 from keras_longformer.arguments import check_dilation
 from keras_longformer.arguments import check_int
 from keras_longformer.arguments import check_rate
@@ -76,6 +77,12 @@ class LongformerBackbone(GlobalTokenCheck, Backbone):
             `ValueError` naming it, raised before any work in a call on
             concrete inputs and on every batch of `fit`, `evaluate` and
             `predict`.
+        gradient_checkpointing: bool, when true each encoder layer keeps
+            only its input for the backward pass of a training step and
+            computes the rest again there: peak training memory falls from
+            every layer's activations to one layer's, for about one more
+            forward pass of time. Outputs, losses and gradients are the
+            same (dropout draws the same masks in both passes).
         dtype: optional dtype policy of every layer (e.g. `"bfloat16"`).
         **kwargs: `keras.Model` arguments (`name`, ...).
 
@@ -126,10 +133,12 @@ class LongformerBackbone(GlobalTokenCheck, Backbone):
         attention_dropout=0.1,
         layer_norm_epsilon=1e-5,
         max_global_tokens=None,
+        gradient_checkpointing=False,
         dtype=None,
         **kwargs,
     ):
         check_max_global_tokens(max_global_tokens)
+        check_bool("gradient_checkpointing", gradient_checkpointing)
         check_int("num_layers", num_layers, 1)
         check_int("num_heads", num_heads, 1)
         check_int("hidden_dim", hidden_dim, 1)
@@ -181,6 +190,7 @@ class LongformerBackbone(GlobalTokenCheck, Backbone):
                 attention_dropout=attention_dropout,
                 layer_norm_epsilon=layer_norm_epsilon,
                 max_global_tokens=max_global_tokens,
+                gradient_checkpointing=gradient_checkpointing,
                 dtype=dtype,
                 name=f"encoder_layer_{i}",
             )
@@ -230,10 +240,24 @@ class LongformerBackbone(GlobalTokenCheck, Backbone):
         self.attention_dropout = float(attention_dropout)
         self.layer_norm_epsilon = layer_norm_epsilon
         self.max_global_tokens = max_global_tokens
+        self.gradient_checkpointing = gradient_checkpointing
         self.embeddings = embeddings
         self.token_embedding = embeddings.token_embedding
         self.encoder_layers = encoder_layers
         self.pooler_dense = pooler_dense
+        # Built inside a `keras.RematScope`: the encoder layers recompute
+        # themselves in training; the rest (embeddings, pooler, the graph's
+        # ops: called with keywords or slices, which TensorFlow's
+        # recompute_grad refuses in a graph) is kept.
+        for operation in [*self._flatten_layers(include_self=False), *self.operations]:
+            if not isinstance(operation, LongformerEncoderLayer):
+                operation._remat_mode = None
+
+    def rematerialized_call(self, layer_call, *args, **kwargs):
+        # Under `keras.RematScope` each encoder layer recomputes itself
+        # (`LongformerEncoderLayer.rematerialized_call`); the model as a
+        # whole is not recomputed again around them.
+        return layer_call
 
     def default_lora_layer_names(self):
         """The projections `enable_lora(rank)` adapts: query and value, local and global."""
@@ -264,6 +288,7 @@ class LongformerBackbone(GlobalTokenCheck, Backbone):
                 "attention_dropout": self.attention_dropout,
                 "layer_norm_epsilon": self.layer_norm_epsilon,
                 "max_global_tokens": self.max_global_tokens,
+                "gradient_checkpointing": self.gradient_checkpointing,
             }
         )
         return config
