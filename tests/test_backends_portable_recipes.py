@@ -14,6 +14,7 @@ RECIPE_TEST_FILES = [
     "test_lora_quantize.py",
     "test_keras_hub_harness.py",
     "test_gradient_checkpointing.py",
+    "test_staged_training.py",
 ]
 
 

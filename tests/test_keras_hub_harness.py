@@ -68,6 +68,18 @@ class BackboneHarnessTest(test_case.TestCase):
             expected_output_shape={"sequence_output": (2, 12, 8), "pooled_output": (2, 8)},
         )
 
+    def test_backbone_preset(self):
+        backbone = models.LongformerBackbone(**backbone_kwargs())
+        preset = self.get_temp_dir()
+        backbone.save_to_preset(preset)
+        inputs = backbone_inputs()
+        self.run_preset_test(
+            cls=models.LongformerBackbone,
+            preset=preset,
+            input_data=inputs,
+            expected_output=backbone(inputs),
+        )
+
     def test_backbone_saved_model(self):
         self.run_model_saving_test(
             cls=models.LongformerBackbone,
@@ -96,6 +108,20 @@ class TaskHarnessTest(test_case.TestCase):
             init_kwargs={"backbone": self.backbone(), "num_classes": 3, "preprocessor": preprocessor},
             train_data=(VOCAB_TEXTS, LABELS),
             expected_output_shape=(3, 3),
+        )
+
+    def test_text_classifier_preset(self):
+        preprocessor = models.LongformerTextClassifierPreprocessor(
+            self.tokenizer, sequence_length=16, pad_to_sequence_length=True
+        )
+        classifier = models.LongformerTextClassifier(self.backbone(), num_classes=3, preprocessor=preprocessor)
+        preset = self.get_temp_dir()
+        classifier.save_to_preset(preset)
+        self.run_preset_test(
+            cls=models.LongformerTextClassifier,
+            preset=preset,
+            input_data=preprocessor(VOCAB_TEXTS),
+            expected_output=classifier(preprocessor(VOCAB_TEXTS)),
         )
 
     def test_token_classifier(self):

@@ -26,6 +26,7 @@ from keras_longformer.models.longformer_token_classifier_preprocessor import (
 )
 from keras_longformer.models.longformer_tokenizer import LongformerTokenizer
 from keras_longformer.models.position_embeddings import extend_position_embeddings
+from keras_longformer.models.strided_evaluation import strided_bits_per_token
 
 __all__ = [
     "LongformerBackbone",
@@ -44,4 +45,5 @@ __all__ = [
     "LongformerTokenizer",
     "bits_per_token",
     "extend_position_embeddings",
+    "strided_bits_per_token",
 ]

@@ -263,6 +263,48 @@ class LongformerBackbone(GlobalTokenCheck, Backbone):
         """The projections `enable_lora(rank)` adapts: query and value, local and global."""
         return ["query", "value", "query_global", "value_global"]
 
+    def with_attention(self, window=None, dilation=None, max_sequence_length=None):
+        """A copy for the next training phase: new attention, the same weights.
+
+        The paper's staged schedule (section 4) trains in phases, each
+        doubling the window and the sequence length. The copy has every
+        weight of this backbone; a longer `max_sequence_length` tiles the
+        learned position rows (`extend_position_embeddings`), so position
+        `k` starts from the row of `k mod` the current length.
+
+        Args:
+            window: optional new window (int or one per layer); default: kept.
+            dilation: optional new dilation (as the constructor takes it).
+            max_sequence_length: optional int >= the current one.
+
+        Returns:
+            A new `LongformerBackbone`; this one is not changed.
+
+        Raises:
+            ValueError: a shorter `max_sequence_length` (its trained
+                positions would be lost), or a window or dilation the
+                constructor refuses, naming it.
+        """
+        from keras_longformer.models.position_embeddings import extend_position_embeddings
+
+        length = self.max_sequence_length if max_sequence_length is None else max_sequence_length
+        if isinstance(length, bool) or not isinstance(length, int) or length < self.max_sequence_length:
+            raise ValueError(
+                "`max_sequence_length` of a next phase must be an int >= the trained "
+                f"{self.max_sequence_length} (shorter would drop trained positions). "
+                f"Received: max_sequence_length={max_sequence_length!r}"
+            )
+        longer = extend_position_embeddings(self, length) if length > self.max_sequence_length else self
+        config = longer.get_config()
+        if window is not None:
+            config["window"] = window
+        if dilation is not None:
+            config["dilation"] = dilation
+        new = LongformerBackbone.from_config(config)
+        new.set_weights(longer.get_weights())
+        new.pooler_dense.trainable = self.pooler_dense.trainable
+        return new
+
     @property
     def windows(self):
         """The one-sided window of each layer."""
