@@ -341,3 +341,11 @@ def test_convert_to_long_command_writes_a_preset_that_equals_the_source(tmp_path
         assert_one_line_error_in_process(status, err, fragment)
         assert not target.exists()
     assert sorted(os.listdir(tmp_path)) == ["long", "roberta-mlm"]
+
+
+def test_an_untied_masked_lm_decoder_is_refused(tmp_path):
+    """LongformerMaskedLM ties its decoder to the token embedding: a RoBERTa
+    whose decoder differs cannot be converted exactly, and says so."""
+    random_source("RobertaForMaskedLM", str(tmp_path), tie_word_embeddings=False, seed=3)
+    with pytest.raises(ValueError, match=r"`lm_head\.decoder\.weight` is not tied to `roberta\.embeddings"):
+        convert_to_long(str(tmp_path), max_sequence_length=LONG, window=SHORT)

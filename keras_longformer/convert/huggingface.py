@@ -47,12 +47,13 @@ __all__ = [
 ]
 
 
-# Tied copies a `LongformerForMaskedLM` checkpoint may hold: key -> the key
-# it must equal.
-_TIED_KEYS = {
-    "lm_head.decoder.weight": _PREFIX + "embeddings.word_embeddings.weight",
-    "lm_head.decoder.bias": "lm_head.bias",
-}
+def _tied_keys(prefix):
+    """Tied copies a masked-LM checkpoint may hold: key -> the key it must
+    equal (its encoder's keys under `prefix`: "longformer.", "roberta.")."""
+    return {
+        "lm_head.decoder.weight": prefix + "embeddings.word_embeddings.weight",
+        "lm_head.decoder.bias": "lm_head.bias",
+    }
 
 
 def _task_from_architectures(hf_config):
@@ -88,7 +89,7 @@ def _check_keys(state, table, task, prefix, path):
                 f"Missing key `{key}` in the checkpoint at {path} (needed for "
                 f"Keras weight `{variable.path}`)."
             )
-    tied = set(_TIED_KEYS) if task == "masked_lm" else set()
+    tied = set(_tied_keys(prefix)) if task == "masked_lm" else set()
     unexpected = [
         key
         for key in state
@@ -104,9 +105,9 @@ def _check_keys(state, table, task, prefix, path):
     return sorted(optional - set(state))
 
 
-def _check_tied(state, hf_config, path):
+def _check_tied(state, hf_config, path, prefix):
     """A masked LM's decoder must be the token embeddings (Keras ties them)."""
-    for key, target in _TIED_KEYS.items():
+    for key, target in _tied_keys(prefix).items():
         if key not in state or target not in state:
             continue
         copy, original = np.asarray(state[key]), np.asarray(state[target])
@@ -134,7 +135,7 @@ def assign_checkpoint(model, task, state, keys, table, prefix, hf_config, path):
     """
     missing_pooler = _check_keys({key: None for key in keys}, table, task, prefix, path)
     if task == "masked_lm":
-        _check_tied(state, hf_config, path)
+        _check_tied(state, hf_config, path, prefix)
     for variable, key, transform in table:
         if key in missing_pooler:
             continue

@@ -209,7 +209,6 @@ class LongformerEncoderLayer(keras.layers.Layer):
         seed = ops.cast(seed, "float32")
         given = [mask is not None for mask in (padding_mask, global_mask)]
 
-
         def layer_call(seed, hidden_states, *masks):
             seed = ops.cast(seed, seed_dtype)
             masks = iter([ops.cast(mask, "int32") for mask in masks])

@@ -285,7 +285,7 @@ class LongformerBackbone(GlobalTokenCheck, Backbone):
                 positions would be lost), or a window or dilation the
                 constructor refuses, naming it.
         """
-        from keras_longformer.models.position_embeddings import extend_position_embeddings
+        from keras_longformer.models.position_embeddings import rebuilt
 
         length = self.max_sequence_length if max_sequence_length is None else max_sequence_length
         if isinstance(length, bool) or not isinstance(length, int) or length < self.max_sequence_length:
@@ -294,16 +294,8 @@ class LongformerBackbone(GlobalTokenCheck, Backbone):
                 f"{self.max_sequence_length} (shorter would drop trained positions). "
                 f"Received: max_sequence_length={max_sequence_length!r}"
             )
-        longer = extend_position_embeddings(self, length) if length > self.max_sequence_length else self
-        config = longer.get_config()
-        if window is not None:
-            config["window"] = window
-        if dilation is not None:
-            config["dilation"] = dilation
-        new = LongformerBackbone.from_config(config)
-        new.set_weights(longer.get_weights())
-        new.pooler_dense.trainable = self.pooler_dense.trainable
-        return new
+        changes = {"window": window, "dilation": dilation, "max_sequence_length": length}
+        return rebuilt(self, **{key: value for key, value in changes.items() if value is not None})
 
     @property
     def windows(self):

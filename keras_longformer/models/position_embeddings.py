@@ -60,9 +60,16 @@ def extend_position_embeddings(backbone, new_max_length):
             f"`backbone` must be a LongformerBackbone. Received: {backbone!r}"
         )
     check_int("new_max_length", new_max_length, 1)
-    config = backbone.get_config()
-    config["max_sequence_length"] = new_max_length
-    new = LongformerBackbone.from_config(config)
+    return rebuilt(backbone, max_sequence_length=new_max_length)
+
+
+def rebuilt(backbone, **changes):
+    """A new `LongformerBackbone` of `backbone`'s config with `changes`, weights copied.
+
+    Every weight is copied; the position table is tiled
+    (`tile_positions`) to a changed `max_sequence_length`.
+    """
+    new = LongformerBackbone.from_config({**backbone.get_config(), **changes})
     old_table = backbone.embeddings.position_embedding.embeddings
     new_table = new.embeddings.position_embedding.embeddings
     old_weights = {variable.path: variable for variable in backbone.weights}
@@ -71,6 +78,6 @@ def extend_position_embeddings(backbone, new_max_length):
             fresh.assign(old_weights[fresh.path])
     new.pooler_dense.trainable = backbone.pooler_dense.trainable
     old_rows = keras.ops.convert_to_numpy(old_table)
-    rows = tile_positions(old_rows, backbone.pad_token_id + 1, new_max_length)
+    rows = tile_positions(old_rows, backbone.pad_token_id + 1, new.max_sequence_length)
     new_table.assign(rows.astype(new_table.dtype))
     return new

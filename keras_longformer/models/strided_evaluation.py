@@ -87,21 +87,18 @@ def strided_bits_per_token(causal_lm, token_ids, sequence_length, stride, batch_
     token_ids = _check(token_ids, sequence_length, stride)
     windows = scored_windows(len(token_ids), sequence_length, stride)
     total = 0.0
-    # Windows of one length go together (all but possibly the first).
-    groups = {}
-    for window in windows:
-        groups.setdefault(window[1] - window[0], []).append(window)
-    for length, group in groups.items():
-        for first in range(0, len(group), batch_size):
-            batch = group[first : first + batch_size]
-            ids = np.stack([token_ids[start:end] for start, end, _ in batch]).astype("int32")
-            logits = causal_lm(
-                {"token_ids": ids, "padding_mask": np.ones_like(ids), "global_mask": np.zeros_like(ids)}
-            )
-            log_probs = ops.convert_to_numpy(ops.log_softmax(ops.cast(logits, "float32"), axis=-1))
-            for row, (start, end, first_scored) in enumerate(batch):
-                # Logit j of the window predicts its token j + 1.
-                targets = np.arange(first_scored, end)
-                total -= float(np.sum(log_probs[row, targets - start - 1, token_ids[targets]]))
+    # Every window reads `sequence_length` tokens (the text has at least
+    # that many), so any of them batch together.
+    for first in range(0, len(windows), batch_size):
+        batch = windows[first : first + batch_size]
+        ids = np.stack([token_ids[start:end] for start, end, _ in batch]).astype("int32")
+        logits = causal_lm(
+            {"token_ids": ids, "padding_mask": np.ones_like(ids), "global_mask": np.zeros_like(ids)}
+        )
+        log_probs = ops.convert_to_numpy(ops.log_softmax(ops.cast(logits, "float32"), axis=-1))
+        for row, (start, end, first_scored) in enumerate(batch):
+            # Logit j of the window predicts its token j + 1.
+            targets = np.arange(first_scored, end)
+            total -= float(np.sum(log_probs[row, targets - start - 1, token_ids[targets]]))
     num_scored = len(token_ids) - 1
     return total / num_scored / math.log(2), num_scored
