@@ -58,3 +58,19 @@ def test_a_phase_that_loses_trained_positions_or_a_bad_window_is_refused():
         backbone.with_attention(window=-1)
     with pytest.raises(ValueError, match="dilation"):
         backbone.with_attention(dilation=[1])
+
+
+def test_causal_lm_next_phase_keeps_its_decoder_bias_and_logits():
+    backbone = trained_backbone()
+    lm = models.LongformerCausalLM(backbone)
+    lm.decoder.bias.assign(np.random.default_rng(2).normal(0, 0.5, lm.decoder.bias.shape))
+    longer = lm.with_attention(max_sequence_length=48)
+    assert longer.backbone.max_sequence_length == 48 and longer.backbone is not backbone
+    np.testing.assert_array_equal(
+        keras.ops.convert_to_numpy(longer.decoder.bias), keras.ops.convert_to_numpy(lm.decoder.bias)
+    )
+    ids = np.random.default_rng(1).integers(3, 40, (2, 20)).astype("int32")
+    features = {"token_ids": ids, "padding_mask": np.ones_like(ids), "global_mask": np.zeros_like(ids)}
+    # Within the trained length, the same window: the same logits.
+    before, after = (keras.ops.convert_to_numpy(model(features)) for model in (lm, longer))
+    assert np.max(np.abs(after - before)) == 0.0

@@ -9,6 +9,8 @@ import platform
 import tempfile
 
 from keras_longformer.bench import memory
+from keras_longformer.bench import model_bench
+from keras_longformer.bench import model_report
 from keras_longformer.bench import plot
 from keras_longformer.bench import report
 from keras_longformer.bench import runner
@@ -33,8 +35,15 @@ def add_arguments(parser):
     )
     parser.add_argument("--peer-max-length", type=int, default=16384,
                         help="longest length the peers are measured at")
-    parser.add_argument("--paths", default=",".join(path.name for path in PATHS),
-                        help="comma-separated subset of the measured paths")
+    parser.add_argument(
+        "--model", action="store_true",
+        help="benchmark a whole model's training step (forward, backward, AdamW) with and without "
+        "gradient checkpointing against Hugging Face's LongformerModel: the base configuration "
+        "(12 layers, hidden 768, 12 heads, window 256) at 1,024..16,384 tokens; with --quick a "
+        "2-layer hidden-128 model at 256 and 512",
+    )
+    parser.add_argument("--paths", default=None,
+                        help="comma-separated subset of the measured paths (default: all)")
     parser.add_argument("--backend", default="tensorflow", help="Keras backend of our layer: "
                         "tensorflow, jax or torch (the peers keep their own)")
     parser.add_argument(
@@ -50,9 +59,14 @@ def add_arguments(parser):
         "reuse (MALLOC_MMAP_MAX_=0 and no heap trimming: large tensors reuse freed memory "
         "instead of fresh pages each call; torch on CPU ran 1.5-2x faster)",
     )
-    parser.add_argument("--hidden", type=int, default=768, help="hidden size D (default 768)")
-    parser.add_argument("--heads", type=int, default=12, help="attention heads; divides --hidden (default 12)")
-    parser.add_argument("--window", type=int, default=256, help="one-sided window")
+    parser.add_argument("--layers", type=int, default=None,
+                        help="encoder layers with --model (default 12; 2 with --quick)")
+    parser.add_argument("--hidden", type=int, default=None,
+                        help="hidden size D (default 768; 128 with --model --quick)")
+    parser.add_argument("--heads", type=int, default=None,
+                        help="attention heads; divides --hidden (default 12; 2 with --model --quick)")
+    parser.add_argument("--window", type=int, default=None,
+                        help="one-sided window (default 256; 32 with --model --quick)")
     parser.add_argument("--batch", type=int, default=1, help="sequences per batch (default 1)")
     parser.add_argument("--num-global", type=int, default=2, help="global tokens (the first ones)")
     parser.add_argument("--repeats", type=int, default=None, help="timed runs per point (5; 2 with --quick)")
@@ -80,7 +94,7 @@ def _positive(name, value, minimum=1):
 def parse_options(args):
     """Checks every option before any work; returns a plain dict."""
     if args.lengths is None:
-        lengths = list(QUICK_LENGTHS if args.quick else FULL_LENGTHS)
+        lengths = None if getattr(args, "model", False) else list(QUICK_LENGTHS if args.quick else FULL_LENGTHS)
     else:
         try:
             lengths = [int(n) for n in args.lengths.split(",")]
@@ -88,11 +102,11 @@ def parse_options(args):
             lengths = None
         if not lengths or any(n < 1 for n in lengths):
             raise ValueError(f"`--lengths` must be comma-separated ints >= 1. Received: --lengths={args.lengths!r}")
-    names = [name.strip() for name in args.paths.split(",") if name.strip()]
-    known = [path.name for path in PATHS]
-    unknown = [name for name in names if name not in known]
-    if not names or unknown:
-        raise ValueError(f"`--paths` must name paths among {known}. Received: --paths={args.paths!r}")
+    if getattr(args, "model", False):
+        shared = model_bench.parse_model_options(args, lengths, _positive)
+        lengths = shared["lengths"]
+    else:
+        shared = _layer_options(args)
     if args.backend not in BACKENDS:
         raise ValueError(f"`--backend` must be one of {BACKENDS}. Received: --backend={args.backend!r}")
     if args.tensorflow_onednn not in ONEDNN:
@@ -102,19 +116,17 @@ def parse_options(args):
         )
     if args.malloc not in MALLOC:
         raise ValueError(f"`--malloc` must be one of {MALLOC}. Received: --malloc={args.malloc!r}")
-    for name in ("hidden", "heads", "window", "batch", "warmup", "peer_max_length", "rounds"):
+    for name in ("batch", "warmup", "peer_max_length", "rounds"):
         _positive(name.replace("_", "-"), getattr(args, name))
     _positive("num-global", args.num_global, 0)
-    if args.hidden % args.heads:
-        raise ValueError(
-            f"`--hidden` must be a multiple of `--heads`. Received: --hidden={args.hidden}, --heads={args.heads}"
-        )
     if args.num_global > min(lengths):
         raise ValueError(
             f"`--num-global` must not exceed the shortest length {min(lengths)}. "
             f"Received: --num-global={args.num_global}"
         )
-    repeats = args.repeats if args.repeats is not None else (2 if args.quick else 5)
+    repeats = args.repeats if args.repeats is not None else (
+        2 if args.quick or getattr(args, "model", False) else 5
+    )
     _positive("repeats", repeats)
     if not args.max_point_seconds > 0:
         raise ValueError(
@@ -126,14 +138,34 @@ def parse_options(args):
     output_dir = os.path.abspath(args.output_dir)
     if os.path.exists(output_dir) and not os.path.isdir(output_dir):
         raise ValueError(f"`--output-dir` is a file. Received: --output-dir={args.output_dir!r}")
-    config = dict(hidden=args.hidden, heads=args.heads, window=args.window,
-                  batch=args.batch, num_global=args.num_global)
-    return dict(config=config, lengths=sorted(set(lengths)), paths=names, backend=args.backend,
+    return dict(shared, lengths=sorted(set(lengths)), model=getattr(args, "model", False),
+                backend=args.backend,
                 quick=args.quick, repeats=repeats, warmup=args.warmup, rounds=args.rounds,
                 timeout=args.timeout,
                 peer_max_length=args.peer_max_length, output_dir=output_dir,
                 onednn=args.tensorflow_onednn, malloc=args.malloc,
                 max_point_seconds=args.max_point_seconds)
+
+
+def _layer_options(args):
+    """`config` and `paths` of the attention-layer benchmark."""
+    config = dict(hidden=768 if args.hidden is None else args.hidden,
+                  heads=12 if args.heads is None else args.heads,
+                  window=256 if args.window is None else args.window,
+                  batch=args.batch, num_global=args.num_global)
+    for name in ("hidden", "heads", "window"):
+        _positive(name, config[name])
+    if config["hidden"] % config["heads"]:
+        raise ValueError(
+            f"`--hidden` must be a multiple of `--heads`. "
+            f"Received: --hidden={config['hidden']}, --heads={config['heads']}"
+        )
+    known = [path.name for path in PATHS]
+    paths = ",".join(known) if args.paths is None else args.paths
+    names = [name.strip() for name in paths.split(",") if name.strip()]
+    if not names or any(name not in known for name in names):
+        raise ValueError(f"`--paths` must name paths among {known}. Received: --paths={args.paths!r}")
+    return dict(config=config, paths=names)
 
 
 def _machine():
@@ -263,6 +295,15 @@ def run_from_arguments(args):
     options = parse_options(args)
     reporter = getattr(args, "reporter", None)
     chatty = reporter.chatty if reporter is not None else True
+    if options["model"]:
+        machine = _machine()
+        machine["malloc"] = options["malloc"]
+        machine["tf_enable_onednn_opts"] = options["onednn"]
+        result = model_bench.run_model(options, machine, progress=chatty)
+        print(model_report.format_table(result["rows"]))
+        print("wrote " + ", ".join(result["files"]))
+        return dict(json=result["files"][0], markdown=result["files"][1], plots=result["files"][2:],
+                    rows=result["rows"], checkpointing=result["checkpointing"])
     result = run(options, progress=chatty)
     print(report.format_table(result["rows"]))
     print("wrote " + ", ".join(result["files"]))

@@ -105,7 +105,7 @@ def worker_environment(backend, onednn="default", malloc="default"):
     return env
 
 
-def time_check(point, rows, calls, max_point_seconds):
+def time_check(point, rows, calls, max_point_seconds, power=None):
     """A skip reason when the point's calls would take longer than
     `max_point_seconds`, predicted from the same path's longest shorter
     length (linear in the length; quadratic for the dense Keras MHA)."""
@@ -118,7 +118,8 @@ def time_check(point, rows, calls, max_point_seconds):
     if not shorter:
         return None
     previous = max(shorter, key=lambda row: row["length"])
-    power = 2 if get_path(point["path"]).family == "keras_mha" else 1
+    if power is None:
+        power = 2 if get_path(point["path"]).family == "keras_mha" else 1
     per_call = previous["seconds"] * (point["length"] / previous["length"]) ** power
     if per_call * calls <= max_point_seconds:
         return None
@@ -128,8 +129,10 @@ def time_check(point, rows, calls, max_point_seconds):
     )
 
 
-def run_process(spec, backend, timeout, on_result, onednn="default", malloc="default"):
-    """Runs one worker; calls `on_result` for every result line.
+def run_process(spec, backend, timeout, on_result, onednn="default", malloc="default",
+                module="keras_longformer.bench.worker"):
+    """Runs one worker (`python -m module SPEC.json`); calls `on_result` for
+    every result line.
 
     Returns `None` when the worker exited cleanly, else why it did not.
     """
@@ -142,7 +145,7 @@ def run_process(spec, backend, timeout, on_result, onednn="default", malloc="def
         stderr_path = os.path.join(scratch, "stderr.txt")
         with open(stderr_path, "w") as stderr:
             process = subprocess.Popen(
-                [sys.executable, "-m", "keras_longformer.bench.worker", spec_path],
+                [sys.executable, "-m", module, spec_path],
                 stdout=subprocess.PIPE, stderr=stderr, text=True, env=env,
             )
             timed_out = threading.Event()

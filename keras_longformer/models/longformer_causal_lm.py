@@ -109,6 +109,26 @@ class LongformerCausalLM(LongformerTask, CausalLM):
         self.use_cache = True
         self._finish_init()
 
+    def with_attention(self, window=None, dilation=None, max_sequence_length=None):
+        """A copy for the next training phase: new attention, the same weights.
+
+        `LongformerBackbone.with_attention` on the backbone (positions tiled
+        when `max_sequence_length` grows), with this model's own weight, the
+        decoder's bias, copied; the preprocessor is shared. The copy is
+        compiled with the task's defaults: compile it again for a new
+        learning rate.
+
+        Example:
+
+        >>> longer = causal_lm.with_attention(window=64, max_sequence_length=1024)
+        """
+        backbone = self.backbone.with_attention(
+            window=window, dilation=dilation, max_sequence_length=max_sequence_length
+        )
+        copy = LongformerCausalLM(backbone, preprocessor=self.preprocessor)
+        copy.decoder.bias.assign(self.decoder.bias)
+        return copy
+
     def _per_token_width(self):
         return self.preprocessor.sequence_length
 

@@ -1,0 +1,93 @@
+"""examples/char_lm.py: the paper's staged schedule and its strided long
+evaluation, and the README's dated run held to its committed JSON."""
+
+import json
+import math
+import os
+import re
+
+import pytest
+
+from test_examples_models import ROOT
+from test_examples_models import load_example
+
+RUN = os.path.join(ROOT, "docs", "char_lm", "run.json")
+
+
+def test_each_phase_doubles_window_and_length_and_halves_the_rate():
+    example = load_example("char_lm")
+    schedule = example.phase_schedule(512, 8, 2e-3, 16, phases=3)
+    assert [p["length"] for p in schedule] == [512, 1024, 2048]
+    assert [p["min_window"] for p in schedule] == [8, 16, 32]
+    assert [p["learning_rate"] for p in schedule] == [2e-3, 1e-3, 5e-4]
+    assert [p["batch_size"] for p in schedule] == [16, 8, 4]  # the same characters per step
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        (dict(phases=0), "Received: phases=0"),
+        (dict(phases=2, window_growth=0), "may not shrink the window .*Received: window_growth=0"),
+        (dict(phases=2, length_growth=0), "may not drop trained positions.*Received: length_growth=0"),
+    ],
+)
+def test_a_schedule_that_shrinks_or_has_no_phase_is_refused(kwargs, message):
+    example = load_example("char_lm")
+    with pytest.raises(ValueError, match=message):
+        example.phase_schedule(512, 8, 2e-3, 16, **kwargs)
+
+
+def quick_args(example, tmp_path, *extra):
+    text = "".join(f"line {i}: the quick brown fox {i % 7} jumps\n" for i in range(400))
+    path = tmp_path / "text.txt"
+    path.write_text(text, encoding="utf-8")
+    return example.parse_args(["--text-file", str(path), "--quick", "--sample-length", "0", *extra])
+
+
+def test_two_phases_then_a_strided_evaluation_longer_than_training(tmp_path):
+    example = load_example("char_lm")
+    args = quick_args(example, tmp_path, "--phases", "2", "--eval-length", "300",
+                      "--eval-stride", "40", "--eval-chars", "700", "--epochs", "3")
+    result = example.train_and_evaluate(args)
+    phases = result["phases"]
+    assert [(p["length"], p["windows"]) for p in phases] == [(64, [4, 8]), (128, [8, 16])]
+    long = result["long_evaluation"]
+    # Every held-out character after the first is scored exactly once.
+    assert long["scored_characters"] == 700 - 1
+    assert (long["eval_length"], long["eval_stride"]) == (300, 40)
+    assert math.isfinite(long["bits_per_character"])
+    # Context helps: both evaluations beat the no-context baseline.
+    assert result["bits_per_character"] < result["unigram_entropy"]
+    assert long["bits_per_character"] < result["unigram_entropy"]
+
+
+@pytest.mark.parametrize(
+    "extra, message",
+    [
+        (("--eval-length", "100", "--eval-stride", "100"), "eval-stride.*Received: --eval-stride=100"),
+        (("--eval-length", "5000"), "shorter than one evaluation window.*--eval-length=5000"),
+    ],
+)
+def test_bad_evaluation_sizes_fail_before_training(tmp_path, extra, message):
+    example = load_example("char_lm")
+    args = quick_args(example, tmp_path, *extra)
+    with pytest.raises(ValueError, match=message):
+        example.train_and_evaluate(args)
+
+
+def test_readme_quotes_the_committed_run():
+    with open(RUN, encoding="utf-8") as file:
+        run = json.load(file)
+    with open(os.path.join(ROOT, "README.md"), encoding="utf-8") as file:
+        readme = file.read()
+    assert f"`{run['command']}`" in readme and run["date"] in readme
+    long = run["long_evaluation"]
+    assert f"{long['bits_per_character']:.3f} bits per character" in readme
+    assert f"unigram baseline {run['unigram_entropy']:.3f}" in readme
+    # The committed run learned context at length: well under the baseline.
+    assert long["bits_per_character"] < run["unigram_entropy"] - 1.0
+    assert [p["length"] for p in run["phases"]] == [
+        run["phases"][0]["length"] * 2**i for i in range(len(run["phases"]))
+    ]
+    assert long["eval_length"] == 32256 and long["eval_stride"] == 512
+    assert long["scored_characters"] >= long["eval_length"] - 1
