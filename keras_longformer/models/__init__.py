@@ -4,6 +4,7 @@
 names of `LongformerTextClassifier` and `LongformerQuestionAnswerer`.
 """
 
+from keras_longformer.models.led_backbone import LEDBackbone
 from keras_longformer.models.longformer_backbone import LongformerBackbone
 from keras_longformer.models.longformer_causal_lm import LongformerCausalLM
 from keras_longformer.models.longformer_causal_lm import bits_per_token
@@ -29,6 +30,7 @@ from keras_longformer.models.position_embeddings import extend_position_embeddin
 from keras_longformer.models.strided_evaluation import strided_bits_per_token
 
 __all__ = [
+    "LEDBackbone",
     "LongformerBackbone",
     "LongformerCausalLM",
     "LongformerCausalLMPreprocessor",

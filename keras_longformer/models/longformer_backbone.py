@@ -24,6 +24,28 @@ def _per_layer(name, value, num_layers):
     return [value] * num_layers
 
 
+def windows_and_dilations(window, dilation, num_layers, num_heads):
+    """Checked per-layer windows and dilations, `(windows, dilations)`."""
+    windows = _per_layer("window", window, num_layers)
+    for value in windows:
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            raise ValueError(
+                "`window` must be an int >= 0 or a list of num_layers ints >= 0. "
+                f"Received: window={window!r}"
+            )
+    dilations = _per_layer("dilation", dilation, num_layers)
+    for value in dilations:
+        try:
+            check_dilation(value, num_heads)
+        except ValueError:
+            raise ValueError(
+                "`dilation` must be an int >= 1, or a list of num_layers="
+                f"{num_layers} entries, each an int >= 1 or a list of "
+                f"num_heads={num_heads} ints >= 1. Received: dilation={dilation!r}"
+            ) from None
+    return windows, dilations
+
+
 @keras.saving.register_keras_serializable(package="keras_longformer")
 class LongformerBackbone(GlobalTokenCheck, Backbone):
     """The Longformer encoder: embeddings, encoder layers and pooler.
@@ -149,23 +171,7 @@ class LongformerBackbone(GlobalTokenCheck, Backbone):
             )
         check_rate("dropout", dropout)
         check_rate("attention_dropout", attention_dropout)
-        windows = _per_layer("window", window, num_layers)
-        for value in windows:
-            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-                raise ValueError(
-                    "`window` must be an int >= 0 or a list of num_layers ints >= 0. "
-                    f"Received: window={window!r}"
-                )
-        dilations = _per_layer("dilation", dilation, num_layers)
-        for value in dilations:
-            try:
-                check_dilation(value, num_heads)
-            except ValueError:
-                raise ValueError(
-                    "`dilation` must be an int >= 1, or a list of num_layers="
-                    f"{num_layers} entries, each an int >= 1 or a list of "
-                    f"num_heads={num_heads} ints >= 1. Received: dilation={dilation!r}"
-                ) from None
+        windows, dilations = windows_and_dilations(window, dilation, num_layers, num_heads)
 
         # === Layers ===
         embeddings = LongformerEmbeddings(
