@@ -55,6 +55,7 @@ LONGEST_FIRST = (
     "test_backend_matrix.py",
     "test_backends_portable_models.py",
     "test_backends_portable_recipes.py",
+    "test_backends_portable_led.py",
     "test_backends_portable.py",
     "test_distributed.py",
     "test_distributed_example.py",

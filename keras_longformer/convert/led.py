@@ -6,6 +6,8 @@ the checkpoint is used, before any weight is read; weights are then read
 one at a time from the memory-mapped file, each shape checked.
 """
 
+import numpy as np
+
 from keras_longformer.convert.checkpoint_tensors import load_state_dict
 from keras_longformer.convert.huggingface_config import read_config
 from keras_longformer.convert.weight_table import _identity
@@ -131,42 +133,35 @@ def _prefix(keys):
     return "led." if "led.shared.weight" in keys else ""
 
 
-def led_from_huggingface(path, *, dtype=None):
-    """An `LEDBackbone` with the weights of a local Hugging Face LED checkpoint.
+def _task(task, hf_config):
+    if task == "auto":
+        architectures = hf_config.get("architectures") or []
+        task = "seq2seq_lm" if "LEDForConditionalGeneration" in architectures else "backbone"
+    if task not in ("backbone", "seq2seq_lm"):
+        raise ValueError(f'`task` must be "backbone", "seq2seq_lm" or "auto". Received: task={task!r}')
+    return task
 
-    Args:
-        path: directory of `config.json` and `model.safetensors` (or
-            `pytorch_model.bin`), as `save_pretrained` writes for `LEDModel`
-            or `LEDForConditionalGeneration`.
-        dtype: optional dtype policy of the Keras model.
 
-    Returns:
-        The `LEDBackbone`, in inference mode (call it with `training=False`).
-
-    Raises:
-        FileNotFoundError: no `config.json` or weight file.
-        ValueError: a config of another model or one LEDBackbone cannot
-            hold, a missing or unexpected key, a shape mismatch: each named,
-            before any weight is assigned.
-    """
-    from keras_longformer.models.led_backbone import LEDBackbone
-
-    kwargs = led_config_from_huggingface(read_config(path))
-    state = load_state_dict(path)
-    keys = set(state)
-    prefix = _prefix(keys)
-    backbone = LEDBackbone(**kwargs, dtype=dtype)
-    table = led_weight_table(backbone, prefix)
-    needed = {key for _, key, _ in table}
+def _check_keys(table, keys, prefix, task, path):
+    """Every key the table needs is there and every key is used (a
+    backbone leaves out what is outside `prefix`: a task's head)."""
     for variable, key, _ in table:
         if key not in keys:
             raise ValueError(f"Missing key `{key}` in the checkpoint at {path} (needed for Keras "
                              f"weight `{variable.path}`).")
-    tied = {prefix + "encoder.embed_tokens.weight", prefix + "decoder.embed_tokens.weight"}
-    unexpected = sorted(keys - needed - tied - set(HEAD_KEYS))
+    used = {key for _, key, _ in table}
+    used |= {prefix + "encoder.embed_tokens.weight", prefix + "decoder.embed_tokens.weight"}
+    if task == "seq2seq_lm":
+        used |= set(HEAD_KEYS)
+    unexpected = sorted(
+        key for key in keys - used if task == "seq2seq_lm" or not prefix or key.startswith(prefix)
+    )
     if unexpected:
         raise ValueError(f"Unexpected keys in the checkpoint at {path}: "
                          + ", ".join(f"`{key}`" for key in unexpected))
+
+
+def _assign(table, state, path):
     for variable, key, transform in table:
         array = state[key]
         try:
@@ -179,4 +174,49 @@ def led_from_huggingface(path, *, dtype=None):
                 f"but Keras weight `{variable.path}` is {tuple(variable.shape)}."
             )
         variable.assign(value.astype(variable.dtype))
-    return backbone
+
+
+def led_from_huggingface(path, *, task="backbone", dtype=None):
+    """A Keras LED with the weights of a local Hugging Face LED checkpoint.
+
+    Args:
+        path: directory of `config.json` and `model.safetensors` (or
+            `pytorch_model.bin`), as `save_pretrained` writes for `LEDModel`
+            or `LEDForConditionalGeneration`.
+        task: "backbone" (an `LEDBackbone`; a task checkpoint's head is
+            left out), "seq2seq_lm" (an `LEDSeq2SeqLM`, with
+            `final_logits_bias`), or "auto" (from `architectures`).
+        dtype: optional dtype policy of the Keras model.
+
+    Returns:
+        The Keras model, in inference mode (call it with `training=False`).
+
+    Raises:
+        FileNotFoundError: no `config.json` or weight file.
+        ValueError: a config of another model or one LEDBackbone cannot
+            hold, a missing or unexpected key, an untied `lm_head`, a shape
+            mismatch: each named.
+    """
+    from keras_longformer.models.led_backbone import LEDBackbone
+    from keras_longformer.models.led_seq2seq_lm import LEDSeq2SeqLM
+
+    hf_config = read_config(path)
+    kwargs = led_config_from_huggingface(hf_config)
+    task = _task(task, hf_config)
+    state = load_state_dict(path)
+    keys = set(state)
+    prefix = _prefix(keys)
+    backbone = LEDBackbone(**kwargs, dtype=dtype)
+    table = led_weight_table(backbone, prefix)
+    _check_keys(table, keys, prefix, task, path)
+    if task == "backbone":
+        _assign(table, state, path)
+        return backbone
+    if "lm_head.weight" in keys and not np.array_equal(state["lm_head.weight"], state[prefix + "shared.weight"]):
+        raise ValueError(f"`lm_head.weight` is not tied to `{prefix}shared.weight` in the checkpoint at "
+                         f"{path}; LEDSeq2SeqLM ties its logits to the token embeddings.")
+    model = LEDSeq2SeqLM(backbone)
+    if "final_logits_bias" in keys:
+        table.append((model.decoder.bias, "final_logits_bias", lambda array, _: array.reshape(-1)))
+    _assign(table, state, path)
+    return model

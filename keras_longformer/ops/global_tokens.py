@@ -123,10 +123,12 @@ def check_global_tokens(global_mask, padding_mask, max_global_tokens, where="glo
 def check_batch_global_tokens(data, max_global_tokens):
     """`check_global_tokens` on every feature dict found in a batch structure."""
     if isinstance(data, dict):
-        if "global_mask" in data:
-            check_global_tokens(
-                data["global_mask"], data.get("padding_mask"), max_global_tokens
-            )
+        # A Longformer's features, and an LED's encoder features.
+        for prefix in ("", "encoder_"):
+            if prefix + "global_mask" in data:
+                check_global_tokens(
+                    data[prefix + "global_mask"], data.get(prefix + "padding_mask"), max_global_tokens
+                )
         for value in data.values():
             if isinstance(value, (dict, list, tuple)):
                 check_batch_global_tokens(value, max_global_tokens)

@@ -1,0 +1,190 @@
+"""`LEDSeq2SeqLM`: long-document summarization (keras-hub's `Seq2SeqLM` shape)."""
+
+import keras
+from keras import ops
+from keras_hub.models import Seq2SeqLM
+
+from keras_longformer.models.global_token_check import GlobalTokenCheck
+from keras_longformer.models.led_backbone import LEDBackbone
+from keras_longformer.models.longformer_tied_logits import LongformerTiedLogits
+
+
+def _stop_mask(token_ids, stop_token_ids, prompt_mask):
+    """True up to and including each row's first generated stop token."""
+    generated = ops.logical_not(prompt_mask)
+    is_stop = ops.zeros_like(token_ids, dtype="bool")
+    for stop in stop_token_ids:
+        is_stop = ops.logical_or(is_stop, ops.equal(token_ids, stop))
+    ends = ops.cast(ops.logical_and(is_stop, generated), "int32")
+    return ops.equal(ops.cumsum(ends, axis=-1) - ends, 0)
+
+
+@keras.saving.register_keras_serializable(package="keras_longformer")
+class LEDSeq2SeqLM(GlobalTokenCheck, Seq2SeqLM):
+    """An LED summarizer: the encoder reads the document once, the decoder writes.
+
+    Shapes: `B` batch, `S` encoder length, `T` decoder length, `V`
+    vocabulary.
+
+    Hugging Face's `LEDForConditionalGeneration`: the `LEDBackbone`'s
+    decoder output times the shared token embedding (tied) plus a bias
+    (`final_logits_bias`). Trained with teacher forcing by `fit` (the labels
+    are the decoder inputs shifted by one), and `generate()` runs keras-hub's
+    samplers (greedy, beam, top-k, ...) over a decoder cache: the encoder
+    and every layer's cross-attention keys and values are computed once,
+    each new token then costs one decoder step.
+
+    Args:
+        backbone: an `LEDBackbone`.
+        preprocessor: optional keras-hub `Seq2SeqLMPreprocessor` (raw
+            text in); None for token ids in.
+        **kwargs: `keras.Model` arguments.
+
+    Call arguments:
+        inputs: the backbone's dict (`encoder_token_ids`,
+            `encoder_padding_mask`, `encoder_global_mask`,
+            `decoder_token_ids`, `decoder_padding_mask`).
+
+    Returns:
+        `[B, T, V]` float32 logits of the next decoder token.
+
+    Example:
+
+    >>> lm = LEDSeq2SeqLM(LEDBackbone(vocabulary_size=100, num_layers=2,
+    ...     num_heads=2, hidden_dim=32, intermediate_dim=64, window=16))
+    >>> out = lm.generate({
+    ...     "encoder_token_ids": ids, "encoder_padding_mask": ids != 1,
+    ...     "encoder_global_mask": np.arange(ids.shape[1])[None] == 0,
+    ...     "decoder_token_ids": np.array([[2] + [1] * 31]),
+    ...     "decoder_padding_mask": np.arange(32)[None] < 1,
+    ... }, stop_token_ids=[2])
+
+    Reference:
+    - [Beltagy, Peters, Cohan, Longformer: The Long-Document Transformer,
+      2020](https://arxiv.org/abs/2004.05150), section 6
+    """
+
+    backbone_cls = LEDBackbone
+    preprocessor_cls = None
+
+    def __init__(self, backbone, preprocessor=None, **kwargs):
+        if not isinstance(backbone, LEDBackbone):
+            raise ValueError(f"`backbone` must be an LEDBackbone. Received: {type(backbone).__name__}")
+        # === Layers ===
+        self.backbone = backbone
+        self.preprocessor = preprocessor
+        decoder = LongformerTiedLogits(backbone.token_embedding, dtype=backbone.dtype_policy,
+                                       name="decoder")
+        as_float32 = keras.layers.Activation(None, dtype="float32", name="logits")
+        # === Functional model ===
+        inputs = backbone.input
+        outputs = as_float32(decoder(backbone(inputs)["decoder_sequence_output"]))
+        super().__init__(inputs=inputs, outputs=outputs, **kwargs)
+        self.decoder = decoder
+
+    def compile(self, optimizer="auto", loss="auto", metrics="auto", **kwargs):
+        if optimizer == "auto":
+            optimizer = keras.optimizers.AdamW(3e-5, weight_decay=0.01, global_clipnorm=1.0)
+        if loss == "auto":
+            loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+        if metrics == "auto":
+            metrics = [keras.metrics.SparseCategoricalAccuracy()]
+        super().compile(optimizer=optimizer, loss=loss, metrics=metrics, **kwargs)
+
+    # === Generation ===
+
+    def call_encoder(self, token_ids, padding_mask, global_mask):
+        """The encoder's output `[B, S, D]` (inference mode)."""
+        backbone = self.backbone
+        x = backbone.embed("encoder", token_ids)
+        padding, glob = ops.not_equal(padding_mask, 0), ops.not_equal(global_mask, 0)
+        for layer in backbone.encoder_layers:
+            x = layer(x, padding_mask=padding, global_mask=glob)
+        return x
+
+    def call_decoder_with_cache(self, encoder_hidden_states, encoder_padding_mask, decoder_token_ids,
+                                self_attention_cache, self_attention_cache_update_index,
+                                cross_attention_cache, cross_attention_cache_update_index=None):
+        """One decoder pass over `decoder_token_ids` (starting at position
+        `self_attention_cache_update_index`), reading and updating the caches
+        `[B, layers, 2, length, heads, head_dim]`; the cross-attention cache
+        is written when `cross_attention_cache_update_index` is 0, else read.
+
+        Returns:
+            `(logits, hidden_states, self_attention_cache, cross_attention_cache)`.
+        """
+        x = self.backbone.embed("decoder", decoder_token_ids, start_index=self_attention_cache_update_index)
+        self_caches, cross_caches = [], []
+        for i, layer in enumerate(self.backbone.decoder_layers):
+            x, self_cache, cross_cache = layer(
+                decoder_sequence=x, encoder_sequence=encoder_hidden_states,
+                encoder_padding_mask=encoder_padding_mask,
+                self_attention_cache=self_attention_cache[:, i, ...],
+                self_attention_cache_update_index=self_attention_cache_update_index,
+                cross_attention_cache=cross_attention_cache[:, i, ...],
+                cross_attention_cache_update_index=cross_attention_cache_update_index,
+            )
+            self_caches.append(self_cache)
+            cross_caches.append(cross_cache)
+        self_attention_cache = ops.stack(self_caches, axis=1)
+        if cross_attention_cache_update_index is not None:
+            cross_attention_cache = ops.stack(cross_caches, axis=1)
+        logits = ops.cast(self.decoder(x), "float32")
+        return logits, x, self_attention_cache, cross_attention_cache
+
+    def _empty_caches(self, encoder_token_ids, decoder_token_ids):
+        backbone = self.backbone
+        batch = ops.shape(encoder_token_ids)[0]
+        head_dim = backbone.hidden_dim // backbone.num_heads
+        shape = [batch, backbone.num_layers, 2, ops.shape(decoder_token_ids)[1], backbone.num_heads, head_dim]
+        self_cache = ops.zeros(shape, dtype=self.compute_dtype)
+        shape[3] = ops.shape(encoder_token_ids)[1]
+        return self_cache, ops.zeros(shape, dtype=self.compute_dtype)
+
+    def generate_step(self, inputs, stop_token_ids=None):
+        """Generates a batch: the encoder once, the caches filled from the
+        decoder prompt, then one cached decoder step per new token.
+
+        Args:
+            inputs: the backbone's dict; the decoder prompt on the left of
+                `decoder_token_ids` (`decoder_padding_mask` true there), at
+                least one token per row (`</s>`, LED's decoder start).
+                Without `encoder_global_mask` no token is global, as in
+                Hugging Face's `generate` without a `global_attention_mask`.
+            stop_token_ids: optional ids that end a row.
+
+        Returns:
+            dict of `decoder_token_ids` and `decoder_padding_mask` (true up
+            to and including each row's stop token).
+        """
+        encoder_token_ids = inputs["encoder_token_ids"]
+        encoder_padding_mask = inputs["encoder_padding_mask"]
+        global_mask = inputs.get("encoder_global_mask")
+        if global_mask is None:
+            global_mask = ops.zeros_like(encoder_token_ids)
+        decoder_token_ids, decoder_padding_mask = inputs["decoder_token_ids"], inputs["decoder_padding_mask"]
+        encoder_hidden_states = self.call_encoder(encoder_token_ids, encoder_padding_mask, global_mask)
+        self_cache, cross_cache = self._empty_caches(encoder_token_ids, decoder_token_ids)
+        _, hidden_states, self_cache, cross_cache = self.call_decoder_with_cache(
+            encoder_hidden_states, encoder_padding_mask, decoder_token_ids, self_cache, 0, cross_cache, 0
+        )
+        index = ops.min(ops.sum(ops.cast(decoder_padding_mask, "int32"), axis=-1))
+
+        def next(prompt, cache, index):
+            self_cache, cross_cache = cache
+            token = ops.slice(prompt, [0, index - 1], [ops.shape(prompt)[0], 1])
+            logits, hidden, self_cache, _ = self.call_decoder_with_cache(
+                encoder_hidden_states, encoder_padding_mask, token, self_cache, index - 1, cross_cache
+            )
+            return ops.squeeze(logits, axis=1), ops.squeeze(hidden, axis=1), (self_cache, cross_cache)
+
+        decoder_token_ids = self.sampler(
+            next=next, prompt=decoder_token_ids, cache=(self_cache, cross_cache), index=index,
+            mask=decoder_padding_mask, stop_token_ids=stop_token_ids, hidden_states=hidden_states,
+            model=self,
+        )
+        if stop_token_ids is None:
+            mask = ops.ones_like(decoder_token_ids, dtype="bool")
+        else:
+            mask = _stop_mask(decoder_token_ids, stop_token_ids, ops.cast(decoder_padding_mask, "bool"))
+        return {"decoder_token_ids": decoder_token_ids, "decoder_padding_mask": mask}
