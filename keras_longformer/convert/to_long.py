@@ -194,6 +194,15 @@ def _keras_hub_preset(path):
     return keras_hub.models.Backbone.from_preset(path)
 
 
+def _is_bart(path):
+    config_file = os.path.join(path, "config.json")
+    try:
+        with open(config_file, encoding="utf-8") as file:
+            return json.load(file).get("model_type") == "bart"
+    except (OSError, ValueError, AttributeError):
+        return False  # the RoBERTa path names what is wrong with the file
+
+
 def convert_to_long(source, *, max_sequence_length=4096, window=256, dilation=1, dtype=None):
     """A Longformer of `max_sequence_length` tokens from a short RoBERTa-family model.
 
@@ -226,7 +235,10 @@ def convert_to_long(source, *, max_sequence_length=4096, window=256, dilation=1,
         dtype: optional dtype policy of the result.
 
     Returns:
-        A `LongformerBackbone` for a bare source; a `LongformerMaskedLM`
+        A BART directory (`BartModel`, `BartForConditionalGeneration`)
+        gives an LED (`bart_to_led`: `LEDBackbone` or `LEDSeq2SeqLM`, the
+        paper's section 6; `max_sequence_length` is its encoder's).
+        Otherwise a `LongformerBackbone` for a bare source; a `LongformerMaskedLM`
         (decoder tied to the token embedding) for a masked-LM source, with
         its preprocessor when the source has a RoBERTa byte-level BPE
         tokenizer (its files, or a keras-hub preprocessor).
@@ -257,6 +269,11 @@ def convert_to_long(source, *, max_sequence_length=4096, window=256, dilation=1,
         preset = _keras_hub_preset(path)
         if preset is not None:
             return _from_keras_hub(preset, max_sequence_length, window, dilation, dtype)
+        if _is_bart(path):
+            from keras_longformer.convert.led_from_bart import bart_to_led
+
+            return bart_to_led(path, max_encoder_sequence_length=max_sequence_length, window=window,
+                               dilation=dilation, dtype=dtype)
         return _from_huggingface(path, max_sequence_length, window, dilation, dtype)
     return _from_keras_hub(source, max_sequence_length, window, dilation, dtype)
 
