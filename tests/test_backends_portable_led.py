@@ -9,7 +9,12 @@ import pytest
 from test_backend_matrix import OTHER_BACKENDS
 from test_backends_portable import run_portable_tests
 
-LED_TEST_FILES = ["test_led_huggingface.py", "test_led_seq2seq_lm.py", "test_led_from_bart.py"]
+LED_TEST_FILES = [
+    "test_led_huggingface.py",
+    "test_led_seq2seq_lm.py",
+    "test_led_from_bart.py",
+    "test_led_keras_hub_harness.py",
+]
 
 
 @pytest.mark.parametrize("backend", OTHER_BACKENDS)
