@@ -2,6 +2,8 @@ import os
 import shutil
 import tempfile
 
+import pytest
+
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 # XLA's CPU backend (JAX, and TensorFlow's jit-compiled steps) spends most of
@@ -70,3 +72,27 @@ def pytest_collection_modifyitems(config, items):
         return LONGEST_FIRST.index(name) if name in LONGEST_FIRST else len(LONGEST_FIRST)
 
     items.sort(key=rank)  # stable: the order within a file is kept
+    _refuse_tests_no_backend_runs(items)
+
+
+def _refuse_tests_no_backend_runs(items):
+    """A test skipped in this run that is not marked `backends` never runs:
+    the JAX and torch runs keep only the marked ones. Such a test is a
+    collection error, unless it waits for hardware (a GPU) this machine
+    may not have."""
+    if os.environ.get("KERAS_BACKEND", "tensorflow") != "tensorflow":
+        return
+    never = []
+    for item in items:
+        if item.get_closest_marker("backends"):
+            continue
+        for mark in item.iter_markers("skipif"):
+            condition = mark.args[0] if mark.args else mark.kwargs.get("condition")
+            reason = mark.kwargs.get("reason", "")
+            if condition is True and not any(word in reason for word in ("GPU", "CUDA")):
+                never.append(f"{item.nodeid} ({reason})")
+    if never:
+        raise pytest.UsageError(
+            "Tests skipped here and not marked `backends` run on no backend: mark them "
+            "`@pytest.mark.backends`:\n  " + "\n  ".join(never)
+        )

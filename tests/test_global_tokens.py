@@ -125,6 +125,7 @@ def test_fit_and_predict_refuse_a_batch_over_the_bound_and_keep_the_model():
     np.testing.assert_array_equal(classifier.predict(ok, verbose=0), before)
 
 
+@pytest.mark.backends
 @pytest.mark.skipif(BACKEND != "jax", reason="only JAX's compiled steps need a static bound")
 def test_a_streamed_batch_over_the_bound_stops_fit_and_keeps_earlier_steps():
     classifier = models.LongformerClassifier(
@@ -158,6 +159,7 @@ def test_default_bound_serves_a_question_of_64_tokens():
         assert np.all(np.isfinite(classifier.predict(features([90, 1], length=100), verbose=0)))
 
 
+@pytest.mark.backends
 @pytest.mark.skipif(BACKEND != "jax", reason="only JAX traces with a static bound")
 def test_inside_a_jax_trace_an_overflowing_row_is_nan_not_truncated():
     q, k, v, glob = inputs()
