@@ -47,7 +47,9 @@ class Criterion:
             divided by the output's scale (the reference's largest
             magnitude).
         argmax: None, or the smallest share of positions where every
-            `*logits` output picks the same class as Keras.
+            `*logits` output picks the same class as Keras, among those
+            whose top-two margin in Keras exceeds the measured error
+            (near-ties, which rounding may flip, are reported, not counted).
     """
 
     name: str
@@ -78,7 +80,9 @@ class VerificationRow:
     (`worst_output` names the one that failed, or the worst); NaN counts as
     the worst error of all. `tolerance` bounds the absolute error (float32)
     or the relative one (`relative=True`). `argmax_agreement` is the
-    smallest share of agreeing `*logits` positions, None without logits.
+    smallest share of agreeing `*logits` positions among those Keras
+    decides by more than the measured error (None without logits);
+    `near_ties` counts the positions left out.
     """
 
     length: int
@@ -91,6 +95,7 @@ class VerificationRow:
     relative: bool = False
     argmax_agreement: float = None
     argmax_minimum: float = None
+    near_ties: int = 0
 
     @property
     def ok(self):
@@ -181,7 +186,8 @@ def _compare(expected, actual, criterion, length, pattern, seconds):
         else:
             fails = not relative <= criterion.relative
         if criterion.argmax is not None and name.endswith("logits"):
-            agreement = _argmax_agreement(reference, actual.get(name))
+            agreement, near_ties = _argmax_agreement(reference, actual.get(name), error)
+            row.near_ties += near_ties
             if row.argmax_agreement is None or agreement < row.argmax_agreement:
                 row.argmax_agreement = agreement
             fails = fails or agreement < criterion.argmax
@@ -219,13 +225,28 @@ def _max_abs_error(expected, actual):
     return float(np.max(difference))
 
 
-def _argmax_agreement(expected, actual):
-    """Share of positions where both pick the same entry of the last axis."""
+def _argmax_agreement(expected, actual, error):
+    """`(agreement, near_ties)`: the share of decided positions where both
+    pick the same entry of the last axis, and the number left out.
+
+    A position is decided when Keras's top-two margin exceeds `error`, the
+    measured max abs error of the output: a margin within it is a near-tie
+    whose argmax any rounding may flip (a freshly initialised classifier
+    has many), and says nothing about the export. With no decided position
+    the agreement is 1.0.
+    """
     if actual is None or np.shape(actual) != np.shape(expected) or np.ndim(expected) == 0:
-        return 0.0
+        return 0.0, 0
     if np.shape(expected)[-1] < 2 or np.size(expected) == 0:
-        return 1.0
-    return float(np.mean(np.argmax(expected, axis=-1) == np.argmax(actual, axis=-1)))
+        return 1.0, 0
+    expected = np.asarray(expected, np.float64)
+    top_two = np.sort(expected, axis=-1)[..., -2:]
+    decided = (top_two[..., 1] - top_two[..., 0]) > error
+    agree = np.argmax(expected, axis=-1) == np.argmax(np.asarray(actual), axis=-1)
+    near_ties = int(np.size(decided) - np.count_nonzero(decided))
+    if not decided.any():
+        return 1.0, near_ties
+    return float(np.mean(agree[decided])), near_ties
 
 
 def format_rows(rows):
@@ -241,6 +262,8 @@ def format_rows(rows):
             if row.argmax_agreement < row.argmax_minimum:
                 status = f"FAIL (argmax < {row.argmax_minimum:g} in {row.worst_output})"
         argmax = "-" if row.argmax_agreement is None else f"{row.argmax_agreement:.3f}"
+        if row.near_ties:
+            status += f" ({row.near_ties} near-ties not counted)"
         lines.append(
             f"{row.length:>7}  {row.pattern:<7}  {row.max_abs_error:>13.3e}  "
             f"{row.relative_error:>9.2e}  {argmax:>6}  {row.ort_seconds * 1e3:>8.2f}  {status}"

@@ -270,3 +270,44 @@ def test_command_line_passes_precision_and_names(monkeypatch, tmp_path, capsys):
     with pytest.raises(SystemExit) as info:
         cli.main(["export", str(model), str(tmp_path / "m.onnx"), "--precision", "int4"])
     assert info.value.code == 2 and "invalid choice: 'int4'" in capsys.readouterr().err
+
+
+# ---------------------------------------------------------------------------
+# int8 verification: near-ties are reported, not counted
+# ---------------------------------------------------------------------------
+
+
+def int8_row(expected, actual):
+    from keras_longformer.export.verify import CRITERIA
+    from keras_longformer.export.verify import _compare
+
+    return _compare({"logits": np.asarray(expected, "float32")},
+                    {"logits": np.asarray(actual, "float32")}, CRITERIA["int8"], 7, "none", 0.0)
+
+
+def test_near_tied_logits_flipped_by_rounding_still_verify():
+    # A fresh classifier: two classes within 1e-3 of each other on every row,
+    # which int8 rounding (error 2e-3 of a scale-1 output) flips.
+    expected = [[1.0, 0.9995], [0.9992, 1.0], [0.2, 0.2008]]
+    actual = [[0.9985, 1.0005], [1.0005, 0.9985], [0.2015, 0.1995]]
+    row = int8_row(expected, actual)
+    assert row.ok and row.near_ties == 3 and row.argmax_agreement == 1.0
+
+
+def test_a_decided_argmax_that_flips_is_refused_within_the_error_bound():
+    # Within 10% of the scale, but Keras's margin (0.07) exceeds the error
+    # (0.05): that flip is the export's, not rounding's.
+    row = int8_row([[1.0, 0.93]], [[0.95, 0.98]])
+    assert row.relative_error <= 0.1 and row.argmax_agreement == 0.0 and not row.ok
+
+
+def test_a_wrong_int8_graph_is_refused():
+    row = int8_row([[1.0, 0.2, -0.5]], [[-0.5, 0.2, 1.0]])
+    assert not row.ok
+
+
+def test_a_freshly_initialised_classifier_exports_in_int8(tmp_path):
+    keras.utils.set_random_seed(3)
+    model = models.LongformerTextClassifier(backbone(3), num_classes=4)
+    report = export_onnx(model, tmp_path / "fresh_int8.onnx", precision="int8", lengths=[1, 17, 40])
+    assert report.verified
