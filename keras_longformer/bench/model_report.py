@@ -35,7 +35,8 @@ def annotate(rows, config, rate):
     """Adds throughput, FLOPs, the limit and ratios to the rows, in place."""
     timed = {(row["path"], row["length"]): row for row in rows if "seconds" in row}
     for row in rows:
-        if "skipped" in row and "estimated_peak_rss_mib" not in row:
+        # A step the watchdog stopped needed more than the limit: no estimate.
+        if "skipped" in row and "estimated_peak_rss_mib" not in row and not row.get("over_memory"):
             estimate = extrapolated_peak_mib(rows, row["path"], row["length"])
             if estimate is not None:
                 row["estimated_peak_rss_mib"] = estimate
@@ -110,6 +111,8 @@ def _cell(row):
     if row is None:
         return ""
     if "skipped" in row:
+        if row.get("over_memory"):
+            return f"out of memory (stopped at {row['stopped_rss_mib'] / 1024:.1f} GiB)"
         estimate = row.get("estimated_peak_rss_mib")
         return f"skipped (needs about {estimate / 1024:.1f} GiB)" if estimate else "skipped"
     cell = f"{row['seconds']:.3g} s, {row['peak_rss_mib'] / 1024:.1f} GiB"

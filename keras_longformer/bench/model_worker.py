@@ -36,6 +36,7 @@ def watch_memory(row, limit_bytes, interval=0.02):
                     f"the limit of {limit_bytes / memory.MIB / 1024:.1f} GiB "
                     "(80% of the memory available when the run started)",
                     over_memory=True,
+                    stopped_rss_mib=resident / memory.MIB,
                 )))
                 os._exit(OVER_MEMORY_EXIT_CODE)
             time.sleep(interval)
