@@ -246,12 +246,11 @@ def train_and_evaluate(args):
             model = model.with_attention(window=windows, max_sequence_length=phase["length"])
         model.compile(optimizer=keras.optimizers.AdamW(
             learning_rate=phase["learning_rate"], weight_decay=0.01, global_clipnorm=1.0))
-        x_train, y_train = as_features(chunks(train_ids, phase["length"]))
-        batches = -(-len(y_train) // phase["batch_size"])
+        x_train, y_train = as_features(epochs_of_rows(chunks(train_ids, phase["length"]),
+                                                      phase["batch_size"], args))
         history = model.fit(
             x_train, y_train, batch_size=phase["batch_size"], epochs=args.epochs,
-            steps_per_epoch=None if args.steps is None else min(args.steps, batches),
-            shuffle=True, verbose=1 if sys.stdout.isatty() else 2,
+            steps_per_epoch=args.steps, shuffle=True, verbose=1 if sys.stdout.isatty() else 2,
         )
         phases.append(dict(phase, windows=windows, loss=float(history.history["loss"][-1])))
     print(f"trained in {time.time() - started:.0f}s")
@@ -274,6 +273,19 @@ def train_and_evaluate(args):
                                 eval_length=eval_length, eval_stride=eval_stride),
         "phases": phases,
     }
+
+
+def epochs_of_rows(rows, batch_size, args):
+    """The training rows, repeated (each copy shuffled) when `--steps` x
+    `--epochs` batches need more than one pass: with `steps_per_epoch`,
+    Keras draws every epoch from one iterator over the arrays, and stops
+    training where it runs out."""
+    if args.steps is None:
+        return rows
+    needed = args.steps * args.epochs * batch_size
+    copies = -(-needed // len(rows))
+    rng = np.random.default_rng(args.seed)
+    return np.concatenate([rows[rng.permutation(len(rows))] for _ in range(copies)])[:needed]
 
 
 def build_model(args, vocabulary_size, windows, dilations, length):

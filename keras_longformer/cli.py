@@ -157,7 +157,7 @@ def _add_bench(subparsers):
             raise ImportError(f"keras_longformer.bench has no {name}()")
     parser = subparsers.add_parser(
         "bench",
-        help="benchmark the attention layer against its peers",
+        help="benchmark the attention layer (or, with --model, a training step) against its peers",
         description=(bench.__doc__ or "").strip().splitlines()[0] if bench.__doc__ else None,
     )
     bench.add_arguments(parser)

@@ -42,7 +42,7 @@ def test_the_figures_quoted_are_the_run_s(run):
     point, effect = run["by_point"], run["checkpointing"]["ours"]
     docs, readme = read("docs", "training.md"), read("README.md")
     hf = {n: point[("hf_torch_train", n)]["time_vs_ours"] for n in (1024, 4096)}
-    assert f"1.26x at 1,024\n  tokens and 1.43x at 4,096" in docs and round(hf[1024], 2) == 1.26 and round(hf[4096], 2) == 1.43
+    assert "1.26x at 1,024\n  tokens and 1.43x at 4,096" in docs and round(hf[1024], 2) == 1.26 and round(hf[4096], 2) == 1.43
     assert f"{round(hf[4096], 2)}x faster than Hugging Face's at 4,096 tokens" in readme
     cut_4096, cut_16384 = effect["4096"], effect["16384"]
     assert f"{cut_4096['memory_cut']:.1f}x less memory at 4,096 tokens for {cut_4096['time_cost']:.2f}x the time" in docs

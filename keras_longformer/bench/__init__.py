@@ -15,6 +15,15 @@ file and PNG plots. Modules, one job each:
 - `memory`: peak resident memory; `report`: limits, ratios, the table;
 - `plot`: the PNG plots; `cli`: arguments and the run.
 
+`--model` measures a whole model's training step instead (forward,
+backward, AdamW), ours with and without gradient checkpointing against
+Hugging Face's `LongformerModel`:
+
+- `model_paths`: its paths, configurations and useful FLOPs;
+- `model_steps`: each training step as a timed callable;
+- `model_worker`: one process per point, with a memory watchdog;
+- `model_bench`: plan and run; `model_report`: ratios, table, plots.
+
 Nothing heavy is imported here: the worker processes import the frameworks.
 """
 

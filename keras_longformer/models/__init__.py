@@ -6,6 +6,7 @@ names of `LongformerTextClassifier` and `LongformerQuestionAnswerer`.
 
 from keras_longformer.models.led_backbone import LEDBackbone
 from keras_longformer.models.led_seq2seq_lm import LEDSeq2SeqLM
+from keras_longformer.models.led_seq2seq_lm_preprocessor import LEDSeq2SeqLMPreprocessor
 from keras_longformer.models.longformer_backbone import LongformerBackbone
 from keras_longformer.models.longformer_causal_lm import LongformerCausalLM
 from keras_longformer.models.longformer_causal_lm import bits_per_token
@@ -33,6 +34,7 @@ from keras_longformer.models.strided_evaluation import strided_bits_per_token
 __all__ = [
     "LEDBackbone",
     "LEDSeq2SeqLM",
+    "LEDSeq2SeqLMPreprocessor",
     "LongformerBackbone",
     "LongformerCausalLM",
     "LongformerCausalLMPreprocessor",

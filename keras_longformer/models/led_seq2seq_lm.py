@@ -6,6 +6,7 @@ from keras_hub.models import Seq2SeqLM
 
 from keras_longformer.models.global_token_check import GlobalTokenCheck
 from keras_longformer.models.led_backbone import LEDBackbone
+from keras_longformer.models.led_seq2seq_lm_preprocessor import LEDSeq2SeqLMPreprocessor
 from keras_longformer.models.longformer_tied_logits import LongformerTiedLogits
 
 
@@ -36,8 +37,8 @@ class LEDSeq2SeqLM(GlobalTokenCheck, Seq2SeqLM):
 
     Args:
         backbone: an `LEDBackbone`.
-        preprocessor: optional keras-hub `Seq2SeqLMPreprocessor` (raw
-            text in); None for token ids in.
+        preprocessor: optional `LEDSeq2SeqLMPreprocessor` (raw text in,
+            `<s>` global); None for token ids in.
         **kwargs: `keras.Model` arguments.
 
     Call arguments:
@@ -65,7 +66,7 @@ class LEDSeq2SeqLM(GlobalTokenCheck, Seq2SeqLM):
     """
 
     backbone_cls = LEDBackbone
-    preprocessor_cls = None
+    preprocessor_cls = LEDSeq2SeqLMPreprocessor
 
     def __init__(self, backbone, preprocessor=None, **kwargs):
         if not isinstance(backbone, LEDBackbone):
