@@ -79,15 +79,24 @@ def test_bad_evaluation_sizes_fail_before_training(tmp_path, extra, message):
         example.train_and_evaluate(args)
 
 
-def test_readme_quotes_the_committed_run():
+def test_readme_and_docs_quote_the_committed_run():
     with open(RUN, encoding="utf-8") as file:
         run = json.load(file)
     with open(os.path.join(ROOT, "README.md"), encoding="utf-8") as file:
         readme = file.read()
-    assert f"`{run['command']}`" in readme and run["date"] in readme
+    with open(os.path.join(ROOT, "docs", "training.md"), encoding="utf-8") as file:
+        docs = file.read()
     long = run["long_evaluation"]
+    assert f"`{run['command']}`" in docs and run["date"] in docs and run["date"] in readme
     assert f"{long['bits_per_character']:.3f} bits per character" in readme
     assert f"unigram baseline {run['unigram_entropy']:.3f}" in readme
+    assert f"**{long['bits_per_character']:.3f}** over {long['scored_characters']:,}" in docs
+    assert f"{run['bits_per_character']:.3f} in sequences" in docs
+    assert f"(no context) is {run['unigram_entropy']:.3f}, a uniform guess {run['uniform']:.3f}" in docs
+    for phase in run["phases"]:
+        row = (f"| {phase['phase']} | {phase['length']:,} | {', '.join(map(str, phase['windows']))} | "
+               f"{phase['learning_rate']:g} | {phase['batch_size']} | {phase['loss'] / math.log(2):.3f} |")
+        assert row in docs, row
     # The committed run learned context at length: well under the baseline.
     assert long["bits_per_character"] < run["unigram_entropy"] - 1.0
     assert [p["length"] for p in run["phases"]] == [
