@@ -117,3 +117,30 @@ def test_led_backbone_config_round_trips():
     with pytest.raises(ValueError, match="Received: window=-1"):
         LEDBackbone(vocabulary_size=30, num_layers=1, num_heads=2, hidden_dim=8,
                     intermediate_dim=16, window=-1)
+
+
+@pytest.mark.parametrize(
+    "encoder_length, decoder_length, message",
+    [(20, 3, "`encoder_token_ids` holds 20 tokens.*max_encoder_sequence_length=16"),
+     (10, 6, "`decoder_token_ids` holds 6 tokens.*max_decoder_sequence_length=4")],
+)
+def test_inputs_longer_than_their_positions_are_named_errors(encoder_length, decoder_length, message):
+    from keras_longformer.models import LEDSeq2SeqLM
+
+    backbone = LEDBackbone(vocabulary_size=30, num_layers=1, num_heads=2, hidden_dim=8,
+                           intermediate_dim=16, window=2, max_encoder_sequence_length=16,
+                           max_decoder_sequence_length=4)
+    features = {
+        "encoder_token_ids": np.full((1, encoder_length), 5, "int32"),
+        "encoder_padding_mask": np.ones((1, encoder_length), "int32"),
+        "encoder_global_mask": np.zeros((1, encoder_length), "int32"),
+        "decoder_token_ids": np.full((1, decoder_length), 5, "int32"),
+        "decoder_padding_mask": np.ones((1, decoder_length), "int32"),
+    }
+    with pytest.raises(ValueError, match=message):
+        backbone(features)
+    lm = LEDSeq2SeqLM(backbone)
+    with pytest.raises(ValueError, match=message):
+        lm(features)
+    with pytest.raises(ValueError, match=message):
+        lm.generate(features, stop_token_ids=None)

@@ -204,6 +204,25 @@ class LEDBackbone(GlobalTokenCheck, Backbone):
         self.max_global_tokens = max_global_tokens
         self.gradient_checkpointing = gradient_checkpointing
 
+    def check_lengths(self, encoder_token_ids=None, decoder_token_ids=None):
+        """A `ValueError` naming the input longer than its positions, where
+        the length is static (eager calls, JAX, `generate`)."""
+        for key, ids, limit in (
+            ("encoder_token_ids", encoder_token_ids, self.max_encoder_sequence_length),
+            ("decoder_token_ids", decoder_token_ids, self.max_decoder_sequence_length),
+        ):
+            length = None if ids is None else ids.shape[-1]
+            if length is not None and length > limit:
+                part = key.split("_")[0]
+                raise ValueError(
+                    f"`{key}` holds {length} tokens, more than the {part}'s positions: "
+                    f"max_{part}_sequence_length={limit}. Received: {key}.shape={tuple(ids.shape)}"
+                )
+
+    def call(self, inputs, training=None, mask=None):
+        self.check_lengths(inputs.get("encoder_token_ids"), inputs.get("decoder_token_ids"))
+        return super().call(inputs, training=training, mask=mask)
+
     def embed(self, part, token_ids, start_index=0):
         """Token plus position embeddings, normalized: the input of the
         encoder's or decoder's (`part`) first layer; `start_index` is the

@@ -164,6 +164,7 @@ class LEDSeq2SeqLM(GlobalTokenCheck, Seq2SeqLM):
         if global_mask is None:
             global_mask = ops.zeros_like(encoder_token_ids)
         decoder_token_ids, decoder_padding_mask = inputs["decoder_token_ids"], inputs["decoder_padding_mask"]
+        self.backbone.check_lengths(encoder_token_ids, decoder_token_ids)
         encoder_hidden_states = self.call_encoder(encoder_token_ids, encoder_padding_mask, global_mask)
         self_cache, cross_cache = self._empty_caches(encoder_token_ids, decoder_token_ids)
         _, hidden_states, self_cache, cross_cache = self.call_decoder_with_cache(
