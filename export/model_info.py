@@ -4,7 +4,9 @@ import dataclasses
 
 _PAD_KEYS = ("pad_token_id", "padding_idx", "pad_id", "padding_id")
 _VOCAB_KEYS = ("vocabulary_size", "vocab_size")
-_MAX_LENGTH_KEYS = ("max_sequence_length",)
+# A Longformer's, an LED's encoder, and keras-hub's PositionEmbedding (an
+# LED encoder exported on its own holds only that).
+_MAX_LENGTH_KEYS = ("max_sequence_length", "max_encoder_sequence_length", "sequence_length")
 
 
 @dataclasses.dataclass
