@@ -19,8 +19,8 @@ def add_convert(subparsers):
     """Adds the `convert` subcommand (Hugging Face Longformer -> Keras)."""
     parser = subparsers.add_parser(
         "convert",
-        help="convert a Hugging Face Longformer checkpoint to a preset directory or a .keras file",
-        description="Convert a Hugging Face Longformer checkpoint directory to a keras-hub preset "
+        help="convert a Hugging Face Longformer or LED checkpoint to a preset directory or a .keras file",
+        description="Convert a Hugging Face Longformer (or LED) checkpoint directory to a keras-hub preset "
         "directory (with its tokenizer, if the checkpoint has one), or to a .keras file when the "
         "output ends in .keras.",
     )
@@ -44,7 +44,8 @@ def add_convert_to_long(subparsers):
         help="make a long Longformer from a short RoBERTa-family model",
         description="The Longformer paper's recipe: a Hugging Face RoBERTa, XLM-RoBERTa or "
         "CamemBERT checkpoint directory (Model or ForMaskedLM), or a keras-hub RoBERTa preset "
-        "directory, becomes a Longformer of --max-length tokens: positions tiled, every layer "
+        "directory, becomes a Longformer of --max-length tokens (a BART directory becomes an LED "
+        "whose encoder reads --max-length tokens): positions tiled, every layer "
         "windowed, global projections copied from the local ones. Writes a preset directory "
         "(with the tokenizer, if the source has one) or a .keras file.",
     )
@@ -74,7 +75,23 @@ def _run_convert(args):
     check_output_path(args.output, args.force)
     from keras_longformer.convert import from_huggingface
 
+    if _model_type(args.checkpoint) == "led":
+        from keras_longformer.convert import led_from_huggingface
+
+        if args.task not in ("backbone", "auto"):
+            raise CommandError(f"an LED checkpoint converts with --task backbone or auto; received --task {args.task}")
+        return _write(args, led_from_huggingface(args.checkpoint, task=args.task))
     return _write(args, from_huggingface(args.checkpoint, task=args.task))
+
+
+def _model_type(directory):
+    import json
+
+    try:
+        with open(os.path.join(directory, "config.json"), encoding="utf-8") as file:
+            return json.load(file).get("model_type")
+    except (OSError, ValueError, AttributeError):
+        return None  # the converter names what is wrong with the file
 
 
 def _run_convert_to_long(args):

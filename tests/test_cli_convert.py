@@ -97,3 +97,45 @@ def test_convert_task_lists_and_enforces_its_choices(tmp_path, capsys):
         cli.main(["convert", str(tmp_path), str(tmp_path / "out.keras"), "--task", "summarize"])
     assert info.value.code == 2
     assert "invalid choice: 'summarize'" in capsys.readouterr().err
+
+
+def test_convert_an_led_checkpoint_with_its_tokenizer_to_a_preset(tmp_path):
+    """An LEDForConditionalGeneration directory with BPE files: `--task auto`
+    writes an LEDSeq2SeqLM preset with its preprocessor, whose logits are
+    Hugging Face's."""
+    import keras
+    import torch
+    import transformers
+
+    from bpe_fixtures import train_bpe
+    from keras_longformer.models import LEDSeq2SeqLM
+
+    torch.manual_seed(0)
+    source = tmp_path / "led"
+    train_bpe(str(source), vocab_size=300)
+    config = transformers.LEDConfig(
+        vocab_size=300, d_model=8, encoder_layers=1, decoder_layers=1, encoder_attention_heads=2,
+        decoder_attention_heads=2, encoder_ffn_dim=16, decoder_ffn_dim=16, attention_window=[4],
+        max_encoder_position_embeddings=64, max_decoder_position_embeddings=16,
+    )
+    hf = transformers.LEDForConditionalGeneration(config).eval()
+    hf.save_pretrained(source)
+    target = tmp_path / "led_preset"
+    result = run("convert", source, target, "--task", "auto", "--json")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert json.loads(result.stdout)["model"] == "LEDSeq2SeqLM"
+    lm = LEDSeq2SeqLM.from_preset(str(target))
+    assert lm.preprocessor is not None and lm.preprocessor.encoder_sequence_length == 64
+    x, _, _ = lm.preprocessor({"encoder_text": ["a short document"], "decoder_text": ["a summary"]})
+    ids = {key: keras.ops.convert_to_numpy(value).astype("int64") for key, value in x.items()}
+    with torch.no_grad():
+        expected = hf(
+            input_ids=torch.from_numpy(ids["encoder_token_ids"]),
+            attention_mask=torch.from_numpy(ids["encoder_padding_mask"]),
+            global_attention_mask=torch.from_numpy(ids["encoder_global_mask"]),
+            decoder_input_ids=torch.from_numpy(ids["decoder_token_ids"]),
+            decoder_attention_mask=torch.from_numpy(ids["decoder_padding_mask"]),
+        ).logits.numpy()
+    logits = keras.ops.convert_to_numpy(lm(x))
+    real = ids["decoder_padding_mask"].astype(bool)
+    assert np.max(np.abs(logits[real] - expected[real])) <= 1e-4

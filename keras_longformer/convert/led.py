@@ -185,7 +185,8 @@ def led_from_huggingface(path, *, task="backbone", dtype=None):
             or `LEDForConditionalGeneration`.
         task: "backbone" (an `LEDBackbone`; a task checkpoint's head is
             left out), "seq2seq_lm" (an `LEDSeq2SeqLM`, with
-            `final_logits_bias`), or "auto" (from `architectures`).
+            `final_logits_bias`, and an `LEDSeq2SeqLMPreprocessor` when the
+            directory has tokenizer files), or "auto" (from `architectures`).
         dtype: optional dtype policy of the Keras model.
 
     Returns:
@@ -219,4 +220,7 @@ def led_from_huggingface(path, *, task="backbone", dtype=None):
     if "final_logits_bias" in keys:
         table.append((model.decoder.bias, "final_logits_bias", lambda array, _: array.reshape(-1)))
     _assign(table, state, path)
-    return model
+    # The directory's tokenizer files, if any, give the task its preprocessor.
+    from keras_longformer.models.huggingface_preprocessing import attach_huggingface_preprocessor
+
+    return attach_huggingface_preprocessor(model, path)

@@ -45,7 +45,13 @@ def attach_huggingface_preprocessor(model, directory):
             f"The tokenizer in {directory} was not attached: {error}", stacklevel=3
         )
         return model
-    model.preprocessor = preprocessor_cls(
-        tokenizer, sequence_length=model.backbone.max_sequence_length
-    )
+    backbone = model.backbone
+    if hasattr(backbone, "max_encoder_sequence_length"):  # an LED
+        model.preprocessor = preprocessor_cls(
+            tokenizer,
+            encoder_sequence_length=backbone.max_encoder_sequence_length,
+            decoder_sequence_length=backbone.max_decoder_sequence_length,
+        )
+    else:
+        model.preprocessor = preprocessor_cls(tokenizer, sequence_length=backbone.max_sequence_length)
     return model

@@ -76,6 +76,14 @@ class LEDSeq2SeqLMPreprocessor(Seq2SeqLMPreprocessor):
             return_padding_mask=True,
         )
 
+    def get_config(self):
+        # keras-hub's Seq2SeqLMPreprocessor does not save its lengths: a
+        # preset would come back with the defaults.
+        config = super().get_config()
+        config.update(encoder_sequence_length=self.encoder_sequence_length,
+                      decoder_sequence_length=self.decoder_sequence_length)
+        return config
+
     def _pack_encoder(self, text, sequence_length):
         token_ids, padding_mask = self.encoder_packer(
             self.tokenizer(text), sequence_length=sequence_length or self.encoder_sequence_length
