@@ -1,5 +1,5 @@
 """examples/pretrain_long.py: the recipe end to end, the paper's schedule, and
-the README's dated run held to its committed JSON."""
+docs/training.md's dated run (and the README's summary) held to its committed JSON."""
 
 import json
 import math
@@ -43,17 +43,26 @@ def test_the_committed_run_has_the_shape_of_table_5():
     assert trained < short  # continued training at length goes further
 
 
-def test_readme_quotes_the_committed_run():
+def test_docs_and_readme_quote_the_committed_run():
     with open(RUN, encoding="utf-8") as file:
         run = json.load(file)
-    with open(os.path.join(ROOT, "README.md"), encoding="utf-8") as file:
-        readme = file.read()
-    assert f"`{run['command']}`" in readme and run["date"] in readme
-    assert f"{round(run['seconds'] / 60)} minutes" in readme
+    with open(os.path.join(ROOT, "docs", "training.md"), encoding="utf-8") as file:
+        docs = file.read()
+    assert f"`{run['command']}`" in docs and run["date"] in docs
+    assert f"{round(run['seconds'] / 60)} minutes" in docs
     for name, bits in run["bits_per_token"].items():
-        row = re.search(rf"\| {re.escape(name)} \| ([0-9.]+) \|", readme)
+        row = re.search(rf"\| {re.escape(name)} \| ([0-9.]+) \|", docs)
         assert row and float(row.group(1)) == round(bits, 3), name
-    assert f"{run['masked_tokens']:,} masked tokens of {run['held_out_documents']} held-out files" in readme
+    assert f"{run['masked_tokens']:,} masked tokens of {run['held_out_documents']} held-out files" in docs
+    with open(os.path.join(ROOT, "README.md"), encoding="utf-8") as file:
+        readme = " ".join(file.read().split())
+    bits = run["bits_per_token"]
+    trained = next(value for key, value in bits.items() if key.startswith("long model, +"))
+    assert (f"({bits['long model, copied positions']:.3f} masked-LM bits per token against "
+            f"{bits['short model, slices of its length']:.3f} for the short model; random new positions "
+            f"{bits['long model, random new positions']:.3f}, the unigram baseline "
+            f"{bits['unigram (no context)']:.3f})") in readme
+    assert f"reach {trained:.3f} ({run['date']}" in readme
 
 
 def test_the_paper_schedule_warms_up_then_decays_with_power_3():

@@ -1,6 +1,7 @@
-"""The README's speed section publishes the committed benchmark run, unchanged.
+"""docs/speed.md (and the README's short speed section) publish the committed
+benchmark run, unchanged.
 
-`docs/bench/bench.json` is the dated run the README shows; its table must be
+`docs/bench/bench.json` is the dated run docs/speed.md shows; its table must be
 the one `keras-longformer bench` wrote beside it (`bench.md`), and every
 figure the prose quotes must be that run's. The same for the run in rounds
 (`docs/bench/linearity/`) the linearity paragraph quotes. No timing happens
@@ -23,8 +24,15 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 @pytest.fixture(scope="module")
 def readme():
-    with open(os.path.join(ROOT, "README.md"), encoding="utf-8") as handle:
+    """docs/speed.md, the full speed page (the name is the page's old home)."""
+    with open(os.path.join(ROOT, "docs", "speed.md"), encoding="utf-8") as handle:
         return " ".join(handle.read().split())  # prose wraps anywhere
+
+
+@pytest.fixture(scope="module")
+def front_page():
+    with open(os.path.join(ROOT, "README.md"), encoding="utf-8") as handle:
+        return " ".join(handle.read().split())
 
 
 def load_run(*directories):
@@ -194,3 +202,20 @@ def test_the_backend_figures_are_the_runs(readme):
     sentence = ("our layer takes {} s forward and {} s forward and backward on TensorFlow, {} s and "
                 "{} s on torch, and {} s and {} s on JAX").format(*quoted)
     assert sentence in readme, sentence
+
+
+def test_the_front_page_figures_are_the_run_s(front_page, run):
+    point = run["by_point"]
+    for path, words in (("ours_float32_forward", "ours {} s forward"),
+                        ("ours_float32_train", "and {} s forward and backward;"),
+                        ("hf_torch_forward", "Hugging Face's PyTorch layer {} s"),
+                        ("hf_torch_train", "and {} s; Keras's"),
+                        ("keras_mha_forward", "`MultiHeadAttention(sliding_window=513)` {} s forward")):
+        assert words.format(f"{point[(path, 4096)]['seconds']:.3g}") in front_page, path
+    assert "2026-11-29" in front_page and "[docs/speed.md](docs/speed.md)" in front_page
+    # The tuned-PyTorch margins are the malloc runs' figures docs/speed.md holds.
+    with open(os.path.join(ROOT, "docs", "speed.md"), encoding="utf-8") as handle:
+        speed = " ".join(handle.read().split())
+    for figure in ("1.37x faster than Hugging Face's forward", "1.69x forward and backward"):
+        assert figure in speed
+    assert "1.37x faster forward and 1.69x forward and backward" in front_page
