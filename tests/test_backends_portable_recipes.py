@@ -15,6 +15,7 @@ RECIPE_TEST_FILES = [
     "test_keras_hub_harness.py",
     "test_gradient_checkpointing.py",
     "test_staged_training.py",
+    "test_attention_pattern.py",
 ]
 
 
