@@ -74,24 +74,14 @@ def _run_convert(args):
         raise CommandError(f"not a checkpoint directory: {args.checkpoint}")
     check_output_path(args.output, args.force)
     from keras_longformer.convert import from_huggingface
+    from keras_longformer.convert import led_from_huggingface
+    from keras_longformer.convert.huggingface_config import checkpoint_model_type
 
-    if _model_type(args.checkpoint) == "led":
-        from keras_longformer.convert import led_from_huggingface
-
+    if checkpoint_model_type(args.checkpoint) == "led":
         if args.task not in ("backbone", "auto"):
             raise CommandError(f"an LED checkpoint converts with --task backbone or auto; received --task {args.task}")
         return _write(args, led_from_huggingface(args.checkpoint, task=args.task))
     return _write(args, from_huggingface(args.checkpoint, task=args.task))
-
-
-def _model_type(directory):
-    import json
-
-    try:
-        with open(os.path.join(directory, "config.json"), encoding="utf-8") as file:
-            return json.load(file).get("model_type")
-    except (OSError, ValueError, AttributeError):
-        return None  # the converter names what is wrong with the file
 
 
 def _run_convert_to_long(args):

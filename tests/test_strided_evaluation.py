@@ -75,3 +75,13 @@ def test_every_token_is_scored_once_with_enough_context():
 def test_bad_input_is_a_clear_error(causal_lm, kwargs, message):
     with pytest.raises(ValueError, match=message):
         strided_bits_per_token(causal_lm, text(20), **kwargs)
+
+
+def test_any_model_returning_logits_scores_the_same(causal_lm):
+    # A plain functional model of the same network: no backbone/decoder to
+    # split, so its full logits are read.
+    plain = keras.Model(causal_lm.input, causal_lm.output)
+    assert not hasattr(plain, "decoder")
+    ids = text(40)
+    bits, _ = strided_bits_per_token(plain, ids, 16, 5, batch_size=2)
+    assert abs(bits - brute_force_bits(causal_lm, ids, 16, 5)) <= 1e-5

@@ -63,10 +63,7 @@ def checkpointing_effect(rows, family="ours"):
     `{length: {"memory_cut", "time_cost", "measured"}}`; `measured` is
     false where the step without checkpointing did not fit and its peak
     is the extrapolated one."""
-    plain, checkpointed = (
-        f"{family}_train" if family == "ours" else "hf_torch_train",
-        f"{family}_checkpointed_train" if family == "ours" else "hf_torch_checkpointed_train",
-    )
+    plain, checkpointed = f"{family}_train", f"{family}_checkpointed_train"
     by_point = {(row["path"], row["length"]): row for row in rows}
     effect = {}
     for (name, length), row in by_point.items():

@@ -10,6 +10,7 @@ else.
 
 import json
 import os
+import statistics
 import sys
 import threading
 import time
@@ -79,7 +80,7 @@ def run_point(spec, point):
         seconds=timing.median,
         times=list(timing.times),
         first_seconds=timing.first,
-        cpu_seconds=sorted(cpu_times[spec["warmup"]:])[len(timing.times) // 2],
+        cpu_seconds=statistics.median(cpu_times[spec["warmup"]:]),
         load_average=load_average,
         baseline_rss_mib=baseline / memory.MIB,
         model_rss_mib=built / memory.MIB,

@@ -125,20 +125,10 @@ def _check_tied(state, hf_config, path, prefix):
             )
 
 
-def assign_checkpoint(model, task, state, keys, table, prefix, hf_config, path):
-    """Checks every key of `table` against the checkpoint, then assigns them.
-
-    Every key and the tied decoder are checked before any weight is read;
-    weights are then read and assigned one at a time (never a second copy
-    of the checkpoint), each shape checked. A pooler the checkpoint lacks
-    stays random, with a warning.
-    """
-    missing_pooler = _check_keys({key: None for key in keys}, table, task, prefix, path)
-    if task == "masked_lm":
-        _check_tied(state, hf_config, path, prefix)
+def assign_rows(table, state, path):
+    """Assigns every `(variable, key, transform)` row from the checkpoint
+    `state`, one tensor at a time, each shape checked."""
     for variable, key, transform in table:
-        if key in missing_pooler:
-            continue
         array = state[key]
         try:
             value = transform(array, variable)
@@ -151,6 +141,20 @@ def assign_checkpoint(model, task, state, keys, table, prefix, hf_config, path):
                 f"{tuple(variable.shape)} (config.json sets the Keras shapes)."
             )
         variable.assign(value.astype(variable.dtype))
+
+
+def assign_checkpoint(model, task, state, keys, table, prefix, hf_config, path):
+    """Checks every key of `table` against the checkpoint, then assigns them.
+
+    Every key and the tied decoder are checked before any weight is read;
+    weights are then read and assigned one at a time (never a second copy
+    of the checkpoint), each shape checked. A pooler the checkpoint lacks
+    stays random, with a warning.
+    """
+    missing_pooler = _check_keys({key: None for key in keys}, table, task, prefix, path)
+    if task == "masked_lm":
+        _check_tied(state, hf_config, path, prefix)
+    assign_rows([row for row in table if row[1] not in missing_pooler], state, path)
     if missing_pooler:
         warnings.warn(
             f"The checkpoint at {path} has no pooler ({', '.join(missing_pooler)}), "

@@ -57,6 +57,15 @@ def read_config(path):
     return hf_config
 
 
+def checkpoint_model_type(path):
+    """The `model_type` of the checkpoint directory `path`, or None where its
+    `config.json` is missing or unreadable (the converter then names why)."""
+    try:
+        return read_config(path).get("model_type")
+    except (OSError, ValueError):
+        return None
+
+
 def _setting(hf_config, key):
     return hf_config.get(key, HF_DEFAULTS.get(key))
 

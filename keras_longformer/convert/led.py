@@ -9,6 +9,7 @@ one at a time from the memory-mapped file, each shape checked.
 import numpy as np
 
 from keras_longformer.convert.checkpoint_tensors import load_state_dict
+from keras_longformer.convert.huggingface import assign_rows
 from keras_longformer.convert.huggingface_config import read_config
 from keras_longformer.convert.weight_table import _identity
 from keras_longformer.convert.weight_table import _reshape
@@ -23,7 +24,7 @@ LED_DEFAULTS = dict(dropout=0.1, attention_dropout=0.0, activation_function="gel
                     max_encoder_position_embeddings=16384, max_decoder_position_embeddings=1024)
 
 
-def _symmetric(hf_config, encoder_key, decoder_key):
+def symmetric_setting(hf_config, encoder_key, decoder_key):
     value, other = hf_config.get(encoder_key), hf_config.get(decoder_key, hf_config.get(encoder_key))
     if value is None:
         raise ValueError(f"An LED config.json must give `{encoder_key}`. Received keys: "
@@ -47,7 +48,7 @@ def led_config_from_huggingface(hf_config):
     if setting["activation_function"] != "gelu":
         raise ValueError("Only the exact GELU feed-forward (activation_function='gelu') is "
                          f"supported. Received: activation_function={setting['activation_function']!r}")
-    num_layers = _symmetric(hf_config, "encoder_layers", "decoder_layers")
+    num_layers = symmetric_setting(hf_config, "encoder_layers", "decoder_layers")
     spans = setting.get("attention_window", 512)
     spans = [spans] * num_layers if isinstance(spans, int) else list(spans)
     if len(spans) != num_layers or any(not isinstance(s, int) or s < 0 or s % 2 for s in spans):
@@ -59,9 +60,9 @@ def led_config_from_huggingface(hf_config):
     return dict(
         vocabulary_size=hf_config["vocab_size"],
         num_layers=num_layers,
-        num_heads=_symmetric(hf_config, "encoder_attention_heads", "decoder_attention_heads"),
+        num_heads=symmetric_setting(hf_config, "encoder_attention_heads", "decoder_attention_heads"),
         hidden_dim=hf_config["d_model"],
-        intermediate_dim=_symmetric(hf_config, "encoder_ffn_dim", "decoder_ffn_dim"),
+        intermediate_dim=symmetric_setting(hf_config, "encoder_ffn_dim", "decoder_ffn_dim"),
         window=windows[0] if len(set(windows)) == 1 else windows,
         max_encoder_sequence_length=setting["max_encoder_position_embeddings"],
         max_decoder_sequence_length=setting["max_decoder_position_embeddings"],
@@ -161,21 +162,6 @@ def _check_keys(table, keys, prefix, task, path):
                          + ", ".join(f"`{key}`" for key in unexpected))
 
 
-def _assign(table, state, path):
-    for variable, key, transform in table:
-        array = state[key]
-        try:
-            value = transform(array, variable)
-        except ValueError:
-            value = None
-        if value is None or tuple(value.shape) != tuple(variable.shape):
-            raise ValueError(
-                f"Shape mismatch for `{key}`: the checkpoint at {path} holds {tuple(array.shape)}, "
-                f"but Keras weight `{variable.path}` is {tuple(variable.shape)}."
-            )
-        variable.assign(value.astype(variable.dtype))
-
-
 def led_from_huggingface(path, *, task="backbone", dtype=None):
     """A Keras LED with the weights of a local Hugging Face LED checkpoint.
 
@@ -211,7 +197,7 @@ def led_from_huggingface(path, *, task="backbone", dtype=None):
     table = led_weight_table(backbone, prefix)
     _check_keys(table, keys, prefix, task, path)
     if task == "backbone":
-        _assign(table, state, path)
+        assign_rows(table, state, path)
         return backbone
     if "lm_head.weight" in keys and not np.array_equal(state["lm_head.weight"], state[prefix + "shared.weight"]):
         raise ValueError(f"`lm_head.weight` is not tied to `{prefix}shared.weight` in the checkpoint at "
@@ -219,7 +205,7 @@ def led_from_huggingface(path, *, task="backbone", dtype=None):
     model = LEDSeq2SeqLM(backbone)
     if "final_logits_bias" in keys:
         table.append((model.decoder.bias, "final_logits_bias", lambda array, _: array.reshape(-1)))
-    _assign(table, state, path)
+    assign_rows(table, state, path)
     # The directory's tokenizer files, if any, give the task its preprocessor.
     from keras_longformer.models.huggingface_preprocessing import attach_huggingface_preprocessor
 

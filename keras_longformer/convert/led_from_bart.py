@@ -13,7 +13,8 @@ import numpy as np
 
 from keras_longformer.convert.checkpoint_tensors import load_state_dict
 from keras_longformer.convert.huggingface_config import read_config
-from keras_longformer.convert.led import _assign
+from keras_longformer.convert.huggingface import assign_rows
+from keras_longformer.convert.led import symmetric_setting
 from keras_longformer.convert.led import led_weight_table
 
 BART_POSITION_OFFSET = 2
@@ -59,9 +60,7 @@ def _check_bart(hf_config, path):
     for encoder, decoder in (("encoder_layers", "decoder_layers"),
                              ("encoder_attention_heads", "decoder_attention_heads"),
                              ("encoder_ffn_dim", "decoder_ffn_dim")):
-        if hf_config[encoder] != hf_config.get(decoder, hf_config[encoder]):
-            raise ValueError(f"{path}: LEDBackbone has as many decoder as encoder {encoder[8:]}. "
-                             f"Received: {encoder}={hf_config[encoder]}, {decoder}={hf_config[decoder]}")
+        symmetric_setting(hf_config, encoder, decoder)
 
 
 def bart_to_led(path, *, max_encoder_sequence_length=16384, window=512, dilation=1, dtype=None):
@@ -124,5 +123,5 @@ def bart_to_led(path, *, max_encoder_sequence_length=16384, window=512, dilation
         model = LEDSeq2SeqLM(backbone)
         if "final_logits_bias" in keys:
             table.append((model.decoder.bias, "final_logits_bias", lambda array, _: array.reshape(-1)))
-    _assign(table, state, path)
+    assign_rows(table, state, path)
     return model

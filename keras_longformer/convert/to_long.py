@@ -19,6 +19,7 @@ from keras_longformer.convert.checkpoint_tensors import load_state_dict
 from keras_longformer.convert.huggingface import IGNORED_KEYS
 from keras_longformer.convert.huggingface import assign_checkpoint
 from keras_longformer.convert.huggingface_config import backbone_config_from_huggingface
+from keras_longformer.convert.huggingface_config import checkpoint_model_type
 from keras_longformer.convert.huggingface_config import read_config
 from keras_longformer.convert.weight_table import weight_table
 
@@ -194,15 +195,6 @@ def _keras_hub_preset(path):
     return keras_hub.models.Backbone.from_preset(path)
 
 
-def _is_bart(path):
-    config_file = os.path.join(path, "config.json")
-    try:
-        with open(config_file, encoding="utf-8") as file:
-            return json.load(file).get("model_type") == "bart"
-    except (OSError, ValueError, AttributeError):
-        return False  # the RoBERTa path names what is wrong with the file
-
-
 def convert_to_long(source, *, max_sequence_length=4096, window=256, dilation=1, dtype=None):
     """A Longformer of `max_sequence_length` tokens from a short RoBERTa-family model.
 
@@ -269,7 +261,7 @@ def convert_to_long(source, *, max_sequence_length=4096, window=256, dilation=1,
         preset = _keras_hub_preset(path)
         if preset is not None:
             return _from_keras_hub(preset, max_sequence_length, window, dilation, dtype)
-        if _is_bart(path):
+        if checkpoint_model_type(path) == "bart":
             from keras_longformer.convert.led_from_bart import bart_to_led
 
             return bart_to_led(path, max_encoder_sequence_length=max_sequence_length, window=window,

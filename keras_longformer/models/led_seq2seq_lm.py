@@ -3,6 +3,7 @@
 import keras
 from keras import ops
 from keras_hub.models import Seq2SeqLM
+from keras_hub.src.utils.tensor_utils import any_equal
 
 from keras_longformer.models.global_token_check import GlobalTokenCheck
 from keras_longformer.models.led_backbone import LEDBackbone
@@ -12,11 +13,7 @@ from keras_longformer.models.longformer_tied_logits import LongformerTiedLogits
 
 def _stop_mask(token_ids, stop_token_ids, prompt_mask):
     """True up to and including each row's first generated stop token."""
-    generated = ops.logical_not(prompt_mask)
-    is_stop = ops.zeros_like(token_ids, dtype="bool")
-    for stop in stop_token_ids:
-        is_stop = ops.logical_or(is_stop, ops.equal(token_ids, stop))
-    ends = ops.cast(ops.logical_and(is_stop, generated), "int32")
+    ends = ops.cast(any_equal(token_ids, stop_token_ids, ops.logical_not(prompt_mask)), "int32")
     return ops.equal(ops.cumsum(ends, axis=-1) - ends, 0)
 
 

@@ -63,8 +63,9 @@ def strided_bits_per_token(causal_lm, token_ids, sequence_length, stride, batch_
     """Mean bits per scored token of `causal_lm` over one long text.
 
     Args:
-        causal_lm: a `LongformerCausalLM` (or any model taking the backbone's
-            feature dict and returning `[B, T, V]` next-token logits).
+        causal_lm: a `LongformerCausalLM` (its decoder runs on the scored
+            positions only), or any model taking the backbone's feature
+            dict and returning `[B, T, V]` next-token logits.
         token_ids: `[N]` int array, the whole text.
         sequence_length: int >= 2, tokens each window reads (at most the
             model's `max_sequence_length`).
@@ -92,13 +93,26 @@ def strided_bits_per_token(causal_lm, token_ids, sequence_length, stride, batch_
     for first in range(0, len(windows), batch_size):
         batch = windows[first : first + batch_size]
         ids = np.stack([token_ids[start:end] for start, end, _ in batch]).astype("int32")
-        logits = causal_lm(
-            {"token_ids": ids, "padding_mask": np.ones_like(ids), "global_mask": np.zeros_like(ids)}
-        )
-        log_probs = ops.convert_to_numpy(ops.log_softmax(ops.cast(logits, "float32"), axis=-1))
-        for row, (start, end, first_scored) in enumerate(batch):
-            # Logit j of the window predicts its token j + 1.
-            targets = np.arange(first_scored, end)
-            total -= float(np.sum(log_probs[row, targets - start - 1, token_ids[targets]]))
+        # Logit j of the window predicts its token j + 1.
+        targets = [np.arange(first_scored, end) for _, end, first_scored in batch]
+        positions = [row_targets - start - 1 for row_targets, (start, _, _) in zip(targets, batch)]
+        for row_targets, log_probs in zip(targets, _scored_log_probs(causal_lm, ids, positions)):
+            total -= float(np.sum(log_probs[np.arange(len(row_targets)), token_ids[row_targets]]))
     num_scored = len(token_ids) - 1
     return total / num_scored / math.log(2), num_scored
+
+
+def _scored_log_probs(causal_lm, ids, positions):
+    """Per row of `ids`, the next-token log-probabilities `[len(p), V]` at its
+    `positions` only. A `LongformerCausalLM`'s decoder runs on those rows
+    alone: the logits of a whole 32,256-token window over a 50,265-token
+    vocabulary would take 6 GiB to score 512 of them."""
+    features = {"token_ids": ids, "padding_mask": np.ones_like(ids), "global_mask": np.zeros_like(ids)}
+    if hasattr(causal_lm, "backbone") and hasattr(causal_lm, "decoder"):
+        hidden = causal_lm.backbone(features)["sequence_output"]
+        logits = [causal_lm.decoder(ops.take(hidden[row], p, axis=0)[None])[0]
+                  for row, p in enumerate(positions)]
+    else:
+        full = causal_lm(features)
+        logits = [ops.take(full[row], p, axis=0) for row, p in enumerate(positions)]
+    return [ops.convert_to_numpy(ops.log_softmax(ops.cast(x, "float32"), axis=-1)) for x in logits]
