@@ -311,3 +311,13 @@ def test_a_freshly_initialised_classifier_exports_in_int8(tmp_path):
     model = models.LongformerTextClassifier(backbone(3), num_classes=4)
     report = export_onnx(model, tmp_path / "fresh_int8.onnx", precision="int8", lengths=[1, 17, 40])
     assert report.verified
+    # Judged here too, not only by the export's own sweep: onnxruntime against Keras.
+    rng = np.random.default_rng(4)
+    ids = rng.integers(3, VOCABULARY, (3, 33)).astype("int32")
+    glob = np.zeros_like(ids)
+    glob[:, 0] = 1
+    feeds = {"token_ids": ids, "padding_mask": np.ones_like(ids), "global_mask": glob}
+    expected = keras.ops.convert_to_numpy(model(feeds))
+    session = onnx_session(report.path, provider="cpu")
+    (actual,) = session.run(None, {i.name: feeds[i.name] for i in session.get_inputs()})
+    assert np.max(np.abs(actual - expected)) <= 0.1 * np.max(np.abs(expected))
