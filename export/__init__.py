@@ -8,6 +8,10 @@
   for a Hugging Face tokenizer's output.
 - `onnx_session(path, provider="auto")`: an onnxruntime session on CUDA
   when it can really be created, else CPU (saying why in one line).
+- `export_led_onnx(lm, directory)`: an `LEDSeq2SeqLM` as `encoder.onnx` and
+  a cached `decoder.onnx`, verified along greedy generations;
+  `LEDOnnxGenerator(directory)` summarizes with onnxruntime alone;
+  `write_led_triton_repository` serves the pair.
 - `read_metadata`, `write_triton_repository`, `benchmark_serving`.
 
 Modules by job: conversion (tf2onnx), graph_rewrites, precision, files
@@ -17,6 +21,10 @@ inputs and model_info (what it feeds), session, dtypes, structure, report.
 
 from keras_longformer.export.errors import ExportError
 from keras_longformer.export.errors import UnknownLayerError
+from keras_longformer.export.led import LEDExportReport
+from keras_longformer.export.led import export_led_onnx
+from keras_longformer.export.led import write_led_triton_repository
+from keras_longformer.export.led_generation import LEDOnnxGenerator
 from keras_longformer.export.loading import load_keras_model
 from keras_longformer.export.metadata import read_metadata
 from keras_longformer.export.onnx import export_onnx
@@ -30,6 +38,10 @@ from keras_longformer.export.serve_bench import benchmark_serving
 from keras_longformer.export.triton import write_triton_repository
 
 __all__ = [
+    "LEDExportReport",
+    "LEDOnnxGenerator",
+    "export_led_onnx",
+    "write_led_triton_repository",
     "ServeBenchRow",
     "benchmark_serving",
     "read_metadata",

@@ -112,6 +112,19 @@ def convert(model, structure, *, opset, large_model):
     """
     import tensorflow as tf
 
+    signature = [
+        tf.TensorSpec(shape, dtype=dtype, name=name)
+        for name, (shape, dtype) in structure.onnx_specs.items()
+    ]
+    return convert_function(
+        lambda: _serving_function(model, structure), signature, opset=opset, large_model=large_model
+    )
+
+
+def convert_function(make_function, signature, *, opset, large_model=False):
+    """tf2onnx conversion of the `tf.function` `make_function()` returns
+    (made inside the conversion's settings) for the `tf.TensorSpec`s of
+    `signature`: an `onnx.ModelProto` with every tensor inline."""
     from keras_longformer.ops.windowed import all_heads_at_once
 
     # Every head in one batched op: onnxruntime runs that 1.5x faster than
@@ -119,15 +132,9 @@ def convert(model, structure, *, opset, large_model):
     with _numpy2_names_for_tf2onnx(), _quiet_tf2onnx(), all_heads_at_once():
         import tf2onnx
 
-        signature = [
-            tf.TensorSpec(shape, dtype=dtype, name=name)
-            for name, (shape, dtype) in structure.onnx_specs.items()
-        ]
-
         def from_function():
             return tf2onnx.convert.from_function(
-                _serving_function(model, structure), signature, opset=opset,
-                large_model=large_model,
+                make_function(), signature, opset=opset, large_model=large_model
             )
 
         try:

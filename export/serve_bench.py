@@ -366,7 +366,7 @@ def write_json(report, path):
 
 
 # ---------------------------------------------------------------------------
-# `keras-longformer serve-bench` (wired in keras_longformer/cli.py)
+# `keras-longformer serve-bench` (wired in keras_longformer/cli/main.py)
 # ---------------------------------------------------------------------------
 
 DESCRIPTION = (

@@ -15,6 +15,8 @@ import re
 import shutil
 import tempfile
 
+from keras_longformer.export import files as files_lib
+
 INSTANCE_KINDS = {"gpu": "KIND_GPU", "cpu": "KIND_CPU"}
 VERSION = "1"
 MODEL_FILENAME = "model.onnx"  # the onnxruntime backend's default file name
@@ -143,7 +145,7 @@ def write_triton_repository(
             shutil.copyfile(source, destination)
         with open(os.path.join(staging, "config.pbtxt"), "w") as handle:
             handle.write(config)
-        _rename_into_place(staging, target, overwrite)
+        files_lib.publish_directory(staging, target, overwrite)
     finally:
         if os.path.exists(staging):
             shutil.rmtree(staging)
@@ -306,33 +308,8 @@ def _all_tensors(graph):
                 yield from _all_tensors(subgraph)
 
 
-def _rename_into_place(staging, target, overwrite):
-    if not os.path.lexists(target):
-        try:
-            os.rename(staging, target)
-            return
-        except OSError:
-            # Created meanwhile by someone else: never clobber it silently.
-            if not overwrite:
-                raise FileExistsError(
-                    f"{target!r} already exists (pass overwrite=True / --force to replace it)"
-                ) from None
-    # Directories cannot be replaced in one rename: move the old one aside,
-    # rename the new one in, and put the old one back if that fails.
-    aside = tempfile.mkdtemp(prefix=f".{os.path.basename(target)}.", suffix=".old", dir=os.path.dirname(target))
-    old = os.path.join(aside, "model")
-    os.rename(target, old)
-    try:
-        os.rename(staging, target)
-    except BaseException:
-        os.rename(old, target)
-        raise
-    finally:
-        shutil.rmtree(aside)
-
-
 # ---------------------------------------------------------------------------
-# `keras-longformer triton` (wired in keras_longformer/cli.py)
+# `keras-longformer triton` (wired in keras_longformer/cli/main.py)
 # ---------------------------------------------------------------------------
 
 DESCRIPTION = (

@@ -13,6 +13,7 @@ from keras_longformer.layers._replayed_seeds import replayed_dropout_seeds
 from keras_longformer.layers.longformer_self_attention import LongformerSelfAttention
 
 
+@keras.saving.register_keras_serializable(package="keras_longformer")
 def gelu_erf(x):
     """Exact GELU, `0.5 * x * (1 + erf(x / sqrt(2)))`.
 

@@ -10,6 +10,7 @@ from keras_hub.models import Backbone
 from keras_longformer.arguments import check_int
 from keras_longformer.arguments import check_rate
 from keras_longformer.layers.longformer_encoder_layer import LongformerEncoderLayer
+from keras_longformer.layers.longformer_encoder_layer import gelu_erf
 from keras_longformer.models.global_token_check import GlobalTokenCheck
 from keras_longformer.models.longformer_backbone import windows_and_dilations
 from keras_longformer.ops.global_tokens import check_max_global_tokens
@@ -156,7 +157,7 @@ class LEDBackbone(GlobalTokenCheck, Backbone):
         self.decoder_layers = [
             TransformerDecoder(
                 intermediate_dim=intermediate_dim, num_heads=num_heads, dropout=dropout,
-                activation=keras.activations.gelu, layer_norm_epsilon=1e-5,
+                activation=gelu_erf, layer_norm_epsilon=1e-5,
                 kernel_initializer=_initializer(), dtype=dtype, name=f"decoder_layer_{i}",
             )
             for i in range(num_layers)

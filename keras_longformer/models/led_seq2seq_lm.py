@@ -130,6 +130,19 @@ class LEDSeq2SeqLM(GlobalTokenCheck, Seq2SeqLM):
         logits = ops.cast(self.decoder(x), "float32")
         return logits, x, self_attention_cache, cross_attention_cache
 
+    def call_cross_attention_cache(self, encoder_hidden_states, encoder_padding_mask):
+        """Every decoder layer's cross-attention keys and values of the
+        encoder's output, `[B, layers, 2, S, heads, head_dim]`: what a
+        generation computes once per document."""
+        # A decoder step writes the cache; its token and its two-position
+        # self-attention cache are placeholders (a softmax over one warns).
+        placeholder = ops.zeros((ops.shape(encoder_hidden_states)[0], 2), "int32")
+        self_cache, cross_cache = self._empty_caches(encoder_padding_mask, placeholder)
+        _, _, _, cross_cache = self.call_decoder_with_cache(
+            encoder_hidden_states, encoder_padding_mask, placeholder[:, :1], self_cache, 0, cross_cache, 0
+        )
+        return cross_cache
+
     def _empty_caches(self, encoder_token_ids, decoder_token_ids):
         backbone = self.backbone
         batch = ops.shape(encoder_token_ids)[0]

@@ -33,17 +33,17 @@ import os
 import subprocess
 import sys
 
-from keras_longformer.cli_check import add_check as _add_check
-from keras_longformer.cli_convert import add_convert as _add_convert
-from keras_longformer.cli_convert import add_convert_to_long as _add_convert_to_long
-from keras_longformer.cli_support import PROG
-from keras_longformer.cli_support import CommandError
-from keras_longformer.cli_support import Reporter
-from keras_longformer.cli_support import check_input_file as _check_input_file
-from keras_longformer.cli_support import check_output_path as _check_output
-from keras_longformer.cli_support import first_line as _first_line
-from keras_longformer.cli_support import native_logs_hidden
-from keras_longformer.cli_support import warnings_in_one_line
+from keras_longformer.cli.check import add_check as _add_check
+from keras_longformer.cli.convert import add_convert as _add_convert
+from keras_longformer.cli.convert import add_convert_to_long as _add_convert_to_long
+from keras_longformer.cli.support import PROG
+from keras_longformer.cli.support import CommandError
+from keras_longformer.cli.support import Reporter
+from keras_longformer.cli.support import check_input_file as _check_input_file
+from keras_longformer.cli.support import check_output_path as _check_output
+from keras_longformer.cli.support import first_line as _first_line
+from keras_longformer.cli.support import native_logs_hidden
+from keras_longformer.cli.support import warnings_in_one_line
 
 
 # ---------------------------------------------------------------------------
@@ -140,7 +140,7 @@ def _progress_wanted():
 
 
 # ---------------------------------------------------------------------------
-# check (cli_check.py)
+# check (cli/check.py)
 # ---------------------------------------------------------------------------
 
 

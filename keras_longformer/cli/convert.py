@@ -11,8 +11,8 @@ name beside it first, a preset directory is written by `save_preset`.
 import os
 import tempfile
 
-from keras_longformer.cli_support import CommandError
-from keras_longformer.cli_support import check_output_path
+from keras_longformer.cli.support import CommandError
+from keras_longformer.cli.support import check_output_path
 
 
 def add_convert(subparsers):

@@ -6,9 +6,9 @@ the exporter wrote, input and output shapes, and timing through
 `max_sequence_length` metadata is refused before anything runs.
 """
 
-from keras_longformer.cli_support import CommandError
-from keras_longformer.cli_support import check_input_file
-from keras_longformer.cli_support import first_line
+from keras_longformer.cli.support import CommandError
+from keras_longformer.cli.support import check_input_file
+from keras_longformer.cli.support import first_line
 
 
 def add_check(subparsers):
