@@ -58,6 +58,8 @@ def parse_args(argv=None):
     parser.add_argument("--output", default=None, help="where to save the .keras model (default: a temporary directory)")
     parser.add_argument("--export", default=None, metavar="PATH.onnx", help="also export the reloaded model to ONNX")
     parser.add_argument("--skip-baseline", action="store_true", help="do not train the model without global attention")
+    parser.add_argument("--json", default=None, metavar="PATH.json",
+                        help="also write the run (date, command, accuracies, seconds) to this file")
     parser.add_argument("--quick", action="store_true", help="a tiny run for tests (length 512, few documents)")
     args = parser.parse_args(argv)
     if args.quick:
@@ -206,6 +208,7 @@ def run(args):
 
     `examples/distributed_training.py` calls it inside a data-parallel scope.
     """
+    started = time.time()
     result = compare(args)
     import keras
 
@@ -234,7 +237,25 @@ def run(args):
 
         report = export_onnx(restored, args.export, overwrite=True)
         print(report)
+    if args.json:
+        write_run(args, result, time.time() - started)
     return 0
+
+
+def write_run(args, result, seconds):
+    """The run as JSON: what the README quotes is read back from this by the tests."""
+    import datetime
+    import json
+
+    run = {
+        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "command": "python examples/long_document_classification.py " + " ".join(sys.argv[1:]),
+        "arguments": {key: value for key, value in vars(args).items() if key not in ("json", "output")},
+        "chance": result["chance"], "with_global": result["with_global"],
+        "without_global": result["without_global"], "seconds": seconds, "cpu_count": os.cpu_count(),
+    }
+    with open(args.json, "w") as handle:
+        json.dump(run, handle, indent=1)
 
 
 if __name__ == "__main__":

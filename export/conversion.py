@@ -66,6 +66,33 @@ def _optimizer_passes_without_copies():
         os.environ.pop(_CATCH_ERRORS_VARIABLE, None)
 
 
+@contextlib.contextmanager
+def _optimizer_passes_without_proto_copies():
+    """tf2onnx rewrites every node's protobuf after each of its ~50 optimizer
+    passes, copying every constant (every weight) into it again; the
+    protobuf runtime keeps the replaced copies until the graph is freed, so
+    a conversion held about 55 copies of each weight (a 50,265-token
+    embedding: 12 GiB for a one-layer model). `make_graph` writes the protos
+    once at the end, and no pass reads them: the passes skip the rewrite."""
+    from tf2onnx.optimizer.optimizer_base import GraphOptimizerBase
+
+    original = GraphOptimizerBase.optimize
+
+    def optimize(self, graph, iteration):
+        before = graph.dump_node_statistics()
+        self.opt_iteration = iteration
+        graph = self._optimize(graph)
+        graph.delete_unused_nodes(graph.outputs)
+        self._print_stat_diff(before, graph.dump_node_statistics())
+        return graph
+
+    GraphOptimizerBase.optimize = optimize
+    try:
+        yield
+    finally:
+        GraphOptimizerBase.optimize = original
+
+
 def _serving_function(model, structure):
     """A tf.function taking the ONNX inputs by name (cast to the model's
     dtypes) and returning the ONNX outputs by name (cast to
@@ -129,7 +156,8 @@ def convert_function(make_function, signature, *, opset, large_model=False):
 
     # Every head in one batched op: onnxruntime runs that 1.5x faster than
     # TensorFlow's head-by-head chains.
-    with _numpy2_names_for_tf2onnx(), _quiet_tf2onnx(), all_heads_at_once():
+    with _numpy2_names_for_tf2onnx(), _quiet_tf2onnx(), all_heads_at_once(), \
+            _optimizer_passes_without_proto_copies():
         import tf2onnx
 
         def from_function():

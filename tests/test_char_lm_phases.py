@@ -83,7 +83,7 @@ def test_readme_and_docs_quote_the_committed_run():
     with open(RUN, encoding="utf-8") as file:
         run = json.load(file)
     with open(os.path.join(ROOT, "README.md"), encoding="utf-8") as file:
-        readme = file.read()
+        readme = " ".join(file.read().split())
     with open(os.path.join(ROOT, "docs", "training.md"), encoding="utf-8") as file:
         docs = file.read()
     long = run["long_evaluation"]

@@ -204,18 +204,31 @@ def test_the_backend_figures_are_the_runs(readme):
     assert sentence in readme, sentence
 
 
-def test_the_front_page_figures_are_the_run_s(front_page, run):
+def test_the_front_page_table_is_the_run_s(front_page, run):
     point = run["by_point"]
-    for path, words in (("ours_float32_forward", "ours {} s forward"),
-                        ("ours_float32_train", "and {} s forward and backward;"),
-                        ("hf_torch_forward", "Hugging Face's PyTorch layer {} s"),
-                        ("hf_torch_train", "and {} s; Keras's"),
-                        ("keras_mha_forward", "`MultiHeadAttention(sliding_window=513)` {} s forward")):
-        assert words.format(f"{point[(path, 4096)]['seconds']:.3g}") in front_page, path
+    for name, peer in (("ours (TensorFlow)", "ours_float32"), ("Hugging Face (PyTorch)", "hf_torch"),
+                       ("Keras `MultiHeadAttention(sliding_window=513)`", "keras_mha")):
+        forward, train = point[(f"{peer}_forward", 4096)], point[(f"{peer}_train", 4096)]
+        row = (f"| {name} | {forward['seconds']:.3g} s | {train['seconds']:.3g} s | "
+               f"{forward['added_rss_mib']:,.0f} MiB | {train['added_rss_mib']:,.0f} MiB |")
+        assert row in front_page, row
     assert "2026-11-29" in front_page and "[docs/speed.md](docs/speed.md)" in front_page
+    assert "`keras-longformer bench --repeats 3 --output-dir docs/bench`, median of 3 runs" in front_page
+    assert run["repeats"] == 3 and run["command"].endswith("--repeats 3")
     # The tuned-PyTorch margins are the malloc runs' figures docs/speed.md holds.
     with open(os.path.join(ROOT, "docs", "speed.md"), encoding="utf-8") as handle:
         speed = " ".join(handle.read().split())
     for figure in ("1.37x faster than Hugging Face's forward", "1.69x forward and backward"):
         assert figure in speed
     assert "1.37x faster forward and 1.69x forward and backward" in front_page
+
+
+def test_the_generated_token_figures_are_the_run_s(readme, run):
+    steps = {n: row["seconds"] * 1e3 for (path, n), row in run["by_point"].items()
+             if path == "ours_generate" and "seconds" in row}
+    assert min(steps) == 512 and max(steps) == 65536
+    quoted = (f"a one-layer causal LM: {steps[4096]:.2f} ms at 4,096 tokens, {min(steps.values()):.2f} to "
+              f"{max(steps.values()):.2f} ms from 512 to 65,536")
+    assert quoted in readme
+    # The same at every position: the slowest within 1.6x of the fastest over a 128x longer context.
+    assert max(steps.values()) / min(steps.values()) < 1.6

@@ -9,6 +9,7 @@ import platform
 import tempfile
 
 from keras_longformer.bench import memory
+from keras_longformer.bench import led_generation
 from keras_longformer.bench import model_bench
 from keras_longformer.bench import model_report
 from keras_longformer.bench import plot
@@ -42,6 +43,14 @@ def add_arguments(parser):
         "(12 layers, hidden 768, 12 heads, window 256) at 1,024..16,384 tokens; with --quick a "
         "2-layer hidden-128 model at 256 and 512",
     )
+    parser.add_argument(
+        "--led", action="store_true",
+        help="benchmark LED summarization: tokens per second of our generate and of the ONNX pair in "
+        "onnxruntime against Hugging Face's LED generate, same weights, one run (LED-base's shape at "
+        "1,024 and 4,096 tokens; --quick: a tiny LED)",
+    )
+    parser.add_argument("--new-tokens", type=int, default=None,
+                        help="tokens generated per document with --led (default 64; 8 with --quick)")
     parser.add_argument("--paths", default=None,
                         help="comma-separated subset of the measured paths (default: all)")
     parser.add_argument("--backend", default="tensorflow", help="Keras backend of our layer: "
@@ -292,9 +301,15 @@ def options_command(options):
 
 
 def run_from_arguments(args):
-    options = parse_options(args)
     reporter = getattr(args, "reporter", None)
     chatty = reporter.chatty if reporter is not None else True
+    if getattr(args, "led", False):
+        config, repeats, output_dir = led_generation.parse_led_options(args, _positive)
+        result = led_generation.run_led(config, repeats, output_dir, progress=print if chatty else _silent)
+        print(led_generation.format_markdown(result["rows"]))
+        print("wrote " + ", ".join(result["files"]))
+        return dict(json=result["files"][0], markdown=result["files"][1], rows=result["rows"])
+    options = parse_options(args)
     if options["model"]:
         machine = _machine()
         machine["malloc"] = options["malloc"]
@@ -309,6 +324,10 @@ def run_from_arguments(args):
     print("wrote " + ", ".join(result["files"]))
     return dict(json=result["files"][0], markdown=result["files"][1], plots=result["files"][2:],
                 matmul_rates=result["matmul_rates"], rows=result["rows"])
+
+
+def _silent(*_):
+    pass
 
 
 def main(argv=None):
