@@ -87,6 +87,7 @@ def main(argv=None):
     report = export_onnx(model, output, overwrite=True)
     print(report)
     print(f"Exported and verified {output}: onnxruntime matches Keras at every length checked.")
+    return {"model": model, "accuracy": accuracy, "output": output}
 
 
 if __name__ == "__main__":

@@ -17,6 +17,8 @@ import os
 import shutil
 import tempfile
 
+from keras_longformer.atomic_files import replace_directory
+
 DATA_SUFFIX = ".data"
 # With external data, tensors of at least this many bytes go to the .data file.
 EXTERNAL_TENSOR_BYTES = 1024
@@ -197,26 +199,6 @@ def _replace(staged_path, output_path, staged_data):
 
 def publish_directory(staging, target, overwrite):
     """Renames the directory `staging` to `target` (beside it); an existing
-    `target` is replaced only if `overwrite`, and is put back if that fails."""
-    if not os.path.lexists(target):
-        try:
-            os.rename(staging, target)
-            return
-        except OSError:
-            # Created meanwhile by someone else: never clobber it silently.
-            if not overwrite:
-                raise FileExistsError(
-                    f"{target!r} already exists (pass overwrite=True / --force to replace it)"
-                ) from None
-    # Directories cannot be replaced in one rename: move the old one aside,
-    # rename the new one in, and put the old one back if that fails.
-    aside = tempfile.mkdtemp(prefix=f".{os.path.basename(target)}.", suffix=".old", dir=os.path.dirname(target))
-    old = os.path.join(aside, "model")
-    os.rename(target, old)
-    try:
-        os.rename(staging, target)
-    except BaseException:
-        os.rename(old, target)
-        raise
-    finally:
-        shutil.rmtree(aside)
+    `target` is replaced only if `overwrite`, atomically where the system
+    can (see `keras_longformer.atomic_files.replace_directory`)."""
+    replace_directory(staging, target, overwrite)

@@ -13,6 +13,7 @@ import numpy as np
 import keras_longformer
 import keras_longformer.models as models
 from keras_longformer.export import conversion as conversion_lib
+from helpers import max_abs_error
 
 WINDOWS = (3, 5)
 DILATION = (1, 2)
@@ -102,10 +103,6 @@ def session_outputs(session, feeds):
     return dict(zip(names, session.run(names, cast)))
 
 
-def max_abs_error(expected, actual):
-    assert actual.shape == expected.shape, (actual.shape, expected.shape)
-    return float(np.max(np.abs(actual.astype(np.float64) - expected.astype(np.float64))))
-
 
 _CONVERTED = {}
 
@@ -129,3 +126,18 @@ def reuse_graph(monkeypatch, name="small"):
     model, graph = converted(name)
     monkeypatch.setattr(conversion_lib, "convert", lambda *args, **kwargs: copy.deepcopy(graph))
     return model
+
+
+def keras_outputs_off_by_a_little(monkeypatch, output="other_output", delta=1e-3):
+    """Makes the verification's Keras side answer `delta` off on `output`,
+    so that an export fails its verification (10x the float32 tolerance)."""
+    from keras_longformer.export import verify as verify_lib
+
+    real = verify_lib.keras_outputs
+
+    def off_by_a_little(*args, **kwargs):
+        outputs = real(*args, **kwargs)
+        outputs[output] = outputs[output] + delta
+        return outputs
+
+    monkeypatch.setattr(verify_lib, "keras_outputs", off_by_a_little)

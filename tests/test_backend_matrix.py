@@ -16,8 +16,8 @@ import pytest
 
 import keras
 from keras_longformer import models
+from helpers import TESTS
 
-TESTS = os.path.dirname(os.path.abspath(__file__))
 BACKENDS = ["tensorflow", "jax", "torch"]
 OTHER_BACKENDS = ["jax", "torch"]
 VOCAB, PAD, LENGTH, BATCH = 40, 1, 30, 4

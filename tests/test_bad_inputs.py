@@ -9,18 +9,10 @@ import pytest
 from keras_longformer import models
 from keras_longformer.layers import LongformerEmbeddings
 from keras_longformer.layers import LongformerSelfAttention
+from helpers import small_backbone
 
 BACKEND = keras.backend.backend()
 
-
-def small_backbone(**overrides):
-    kwargs = dict(
-        vocabulary_size=30, num_layers=2, num_heads=2, hidden_dim=8, intermediate_dim=16,
-        window=[2, 3], dilation=[1, [1, 2]], max_sequence_length=32, dropout=0.0,
-        attention_dropout=0.0,
-    )
-    kwargs.update(overrides)
-    return models.LongformerBackbone(**kwargs)
 
 
 @pytest.mark.backends

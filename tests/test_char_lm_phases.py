@@ -8,8 +8,8 @@ import warnings
 
 import pytest
 
-from test_examples_models import ROOT
-from test_examples_models import load_example
+from helpers import ROOT
+from helpers import load_example
 
 RUN = os.path.join(ROOT, "docs", "char_lm", "run.json")
 

@@ -18,6 +18,7 @@ import pytest
 
 import keras_longformer
 from keras_longformer import cli
+from helpers import HAS_GPU
 
 COMMAND = [sys.executable, "-m", "keras_longformer.cli"]
 
@@ -107,11 +108,11 @@ def test_check_cuda_is_clear_either_way(exported, capsys):
     # node), never by asking the code under test.
     _, onnx_path, _ = exported
     status, out, err = run_in_process(capsys, "check", onnx_path, "--provider", "cuda", "--repeats", "1")
-    has_gpu = any(name.startswith("nvidia") and name[6:].isdigit() for name in os.listdir("/dev"))
     if status == 0:
-        assert has_gpu, out
+        assert HAS_GPU, out
         assert "providers: CUDAExecutionProvider" in out
     else:
+        assert not HAS_GPU, f"a GPU is present but the CUDA provider did not come up: {err}"
         assert_one_line_error_in_process(status, err, "CUDA is not available")
 
 

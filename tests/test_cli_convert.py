@@ -72,7 +72,8 @@ def test_convert_huggingface_checkpoint(tmp_path, capsys):
     )
     # A head checkpoint converted to a backbone: its pooler is random, and
     # the command must say so (Python warnings are never silenced).
-    transformers.LongformerForMaskedLM(config).save_pretrained(tmp_path / "hf")
+    hf = transformers.LongformerForMaskedLM(config).eval()
+    hf.save_pretrained(tmp_path / "hf")
     target = tmp_path / "converted.keras"
     result = run("convert", tmp_path / "hf", target, "--json")
     assert result.returncode == 0, result.stdout + result.stderr
@@ -82,6 +83,19 @@ def test_convert_huggingface_checkpoint(tmp_path, capsys):
     warnings = [line for line in result.stderr.splitlines() if "keras-longformer: warning:" in line]
     assert any("pooler" in line and "UserWarning" in line for line in warnings), result.stderr
     assert sorted(os.listdir(tmp_path)) == ["converted.keras", "hf"]
+    # The numbers are Hugging Face's: the file's encoder output against PyTorch's.
+    import keras
+
+    ids = np.random.default_rng(0).integers(3, 60, (2, 23))
+    ids[1, 17:] = 1
+    padding, glob = ids != 1, np.zeros_like(ids)
+    glob[:, 0] = 1
+    with torch.no_grad():
+        expected = hf.longformer(input_ids=torch.from_numpy(ids), attention_mask=torch.from_numpy(padding.astype("int64")),
+                                 global_attention_mask=torch.from_numpy(glob)).last_hidden_state.numpy()
+    backbone = keras.saving.load_model(target)
+    actual = keras.ops.convert_to_numpy(backbone({"token_ids": ids, "padding_mask": padding, "global_mask": glob})["sequence_output"])
+    assert np.max(np.abs(actual[padding] - expected[padding])) <= 1e-5
     status, _, err = run_in_process(capsys, "convert", tmp_path / "hf", target)
     assert_one_line_error_in_process(status, err, "already exists")
 

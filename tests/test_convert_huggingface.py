@@ -21,16 +21,12 @@ from hf_fixtures import hf_outputs
 from keras_longformer import models
 from keras_longformer.convert import backbone_config_from_huggingface
 from keras_longformer.convert import from_huggingface
+from helpers import max_abs_error
 
 ATOL = 1e-4
 LENGTHS = [1, 7, 33, 100, 301]
 PATTERNS = ["none", "first", "middle", "many"]
 
-
-def max_abs_error(actual, expected, where=None):
-    actual = keras.ops.convert_to_numpy(actual)  # torch outputs may require grad
-    diff = np.abs(np.asarray(actual, np.float64) - np.asarray(expected, np.float64))
-    return float(np.max(diff[where] if where is not None else diff))
 
 
 @pytest.fixture(scope="module")

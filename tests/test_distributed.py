@@ -16,8 +16,8 @@ import numpy as np
 import pytest
 
 from keras_longformer import models
+from helpers import TESTS
 
-TESTS = os.path.dirname(os.path.abspath(__file__))
 VOCAB, PAD, LENGTH, SAMPLES = 40, 1, 24, 8
 TASKS = ["classifier", "masked_lm", "token_classifier", "question_answering", "causal_lm"]
 
@@ -37,10 +37,12 @@ def backbone(**overrides):
 
 
 def task_model_and_labels(task, x, rng):
+    """Each task with labels it can learn from its inputs (so that its loss
+    falls, and equal losses and weights mean something)."""
     ids = x["token_ids"]
     if task == "classifier":
         model = models.LongformerClassifier(backbone(), num_classes=3, dropout=0.0)
-        return model, {"labels": rng.integers(0, 3, (SAMPLES,))}
+        return model, {"labels": ids[:, 1] % 3}  # the token beside the global <s>
     if task == "masked_lm":
         # The same number of masked tokens in every row, so that each
         # replica's mean is over as many tokens as the global mean.
@@ -49,11 +51,10 @@ def task_model_and_labels(task, x, rng):
         return models.LongformerMaskedLM(backbone()), {"labels": labels}
     if task == "token_classifier":
         model = models.LongformerTokenClassifier(backbone(), num_classes=4, dropout=0.0)
-        return model, {"labels": rng.integers(0, 4, ids.shape)}
+        return model, {"labels": ids % 4}
     if task == "question_answering":
         return models.LongformerQuestionAnswering(backbone()), {
-            "start_logits": rng.integers(0, LENGTH, (SAMPLES,)),
-            "end_logits": rng.integers(0, LENGTH, (SAMPLES,)),
+            "start_logits": np.full((SAMPLES,), 2), "end_logits": np.full((SAMPLES,), 5),
         }
     model = models.LongformerCausalLM(backbone(causal=True))
     return model, {"labels": np.concatenate([ids[:, 1:], ids[:, -1:]], axis=1)}
@@ -61,6 +62,7 @@ def task_model_and_labels(task, x, rng):
 
 def features(rng):
     ids = rng.integers(3, VOCAB, (SAMPLES, LENGTH))
+    ids[:, 1::2] = ids[:, 0::2]  # every other token repeats the one before: a causal LM can learn it
     glob = np.zeros_like(ids)
     glob[:, 0] = 1
     glob[::3, 5:8] = 1
@@ -99,8 +101,8 @@ def test_data_parallel_equals_one_device_for_every_task(saved_tasks, backend):
         single = np.load(str(saved_tasks / f"single_{backend}_{task}.npz"))
         parallel = np.load(str(saved_tasks / f"parallel_{backend}_{task}.npz"))
         assert np.all(np.isfinite(single["losses"])), task
-        # It trained (the loss moved), so equal losses and weights mean something.
-        assert abs(single["losses"][-1] - single["losses"][0]) > 1e-3, task
+        # It learned (the loss fell), so equal losses and weights mean something.
+        assert single["losses"][-1] < 0.95 * single["losses"][0], (task, single["losses"])
         assert np.max(np.abs(parallel["losses"] - single["losses"])) <= 1e-5, task
         weights = [k for k in single.files if k.startswith("w")]
         worst = max(np.max(np.abs(parallel[k] - single[k])) for k in weights)

@@ -9,8 +9,12 @@ import subprocess
 import sys
 
 import pytest
+from helpers import EXAMPLES
 
-EXAMPLES = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "examples")
+# tests/test_claims.py's setting: 256-token documents, two classes, markers
+# 150+ tokens from <s>, one layer of window 8 (so only global attention reaches them).
+LEARNABLE = ["--length", "256", "--classes", "2", "--markers", "16", "--train-size", "256", "--test-size", "128",
+             "--epochs", "3", "--batch-size", "8", "--layers", "1", "--window", "8", "--hidden", "32", "--seed", "0"]
 
 
 @pytest.mark.parametrize("backend", ["jax", "tensorflow"])
@@ -18,7 +22,7 @@ def test_distributed_example_runs_on_two_cpu_devices(backend, tmp_path):
     result = subprocess.run(
         [
             sys.executable, os.path.join(EXAMPLES, "distributed_training.py"),
-            "--backend", backend, "--cpu-devices", "2", "--quick", "--skip-baseline",
+            "--backend", backend, "--cpu-devices", "2", "--skip-baseline", *LEARNABLE,
             "--output", str(tmp_path / "model.keras"),
         ],
         capture_output=True, text=True, timeout=1200,
@@ -27,4 +31,5 @@ def test_distributed_example_runs_on_two_cpu_devices(backend, tmp_path):
     assert f"{backend}: data-parallel over 2 devices" in result.stdout
     assert "reloaded predictions identical: True" in result.stdout
     accuracy = float(result.stdout.split("with global attention:")[1].split()[0])
-    assert 0.0 <= accuracy <= 1.0
+    # Single-device, this setting reaches >= 0.95 (tests/test_claims.py); chance is 0.5.
+    assert accuracy >= 0.9, result.stdout[-2000:]

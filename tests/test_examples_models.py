@@ -9,17 +9,10 @@ import subprocess
 import sys
 
 import numpy as np
+from helpers import ROOT
+from helpers import load_example
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
-
-def load_example(name):
-    spec = importlib.util.spec_from_file_location(
-        name, os.path.join(ROOT, "examples", f"{name}.py")
-    )
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def run_example(name, *args, timeout=300):

@@ -146,14 +146,7 @@ def _leftovers(directory, keep=()):
 def test_failed_verification_leaves_nothing_and_keeps_existing_file(
     reuse_graph, tmp_path, monkeypatch
 ):
-    real = verify_lib.keras_outputs
-
-    def off_by_a_little(*args, **kwargs):
-        outputs = real(*args, **kwargs)
-        outputs["other_output"] = outputs["other_output"] + 1e-3
-        return outputs
-
-    monkeypatch.setattr(verify_lib, "keras_outputs", off_by_a_little)
+    fx.keras_outputs_off_by_a_little(monkeypatch)
     target = tmp_path / "m.onnx"
     with pytest.raises(ExportError, match="differs from Keras") as info:
         export_onnx(reuse_graph, target, lengths=[4, 9])

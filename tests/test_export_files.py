@@ -305,14 +305,7 @@ def test_unwritable_directory(monkeypatch, tmp_path):
 
 def test_failed_verification_with_external_data_leaves_nothing(monkeypatch, tmp_path, large):
     model = fx.reuse_graph(monkeypatch)
-    real = verify_lib.keras_outputs
-
-    def off_by_a_little(*args, **kwargs):
-        outputs = real(*args, **kwargs)
-        outputs["other_output"] = outputs["other_output"] + 1e-3
-        return outputs
-
-    monkeypatch.setattr(verify_lib, "keras_outputs", off_by_a_little)
+    fx.keras_outputs_off_by_a_little(monkeypatch)
     with pytest.raises(ExportError, match="differs from Keras"):
         export_onnx(model, tmp_path / "m.onnx", lengths=[4])
     assert listing(tmp_path) == []

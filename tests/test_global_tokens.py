@@ -8,6 +8,7 @@ from keras_longformer import models
 from keras_longformer.layers import LongformerSelfAttention
 from keras_longformer.ops import longformer_attention
 from reference import longformer_attention_reference
+import helpers
 
 BACKEND = keras.backend.backend()
 
@@ -87,12 +88,8 @@ def test_bad_bounds_are_named(value):
 
 
 def small_backbone(**overrides):
-    kwargs = dict(
-        vocabulary_size=40, num_layers=2, num_heads=2, hidden_dim=8, intermediate_dim=16,
-        window=2, max_sequence_length=64, dropout=0.0, attention_dropout=0.0,
-    )
-    kwargs.update(overrides)
-    return models.LongformerBackbone(**kwargs)
+    return helpers.small_backbone(**{"vocabulary_size": 40, "window": 2, "dilation": 1,
+                                     "max_sequence_length": 64, **overrides})
 
 
 def features(global_counts, length=20):

@@ -9,8 +9,8 @@ import os
 import pytest
 
 from keras_longformer.bench import model_report
+from helpers import ROOT
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 RUN = os.path.join(ROOT, "docs", "bench", "model", "model_bench.json")
 
 

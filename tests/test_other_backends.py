@@ -6,8 +6,8 @@ import sys
 import textwrap
 
 import pytest
+from helpers import TESTS
 
-TESTS = os.path.dirname(os.path.abspath(__file__))
 
 SCRIPT = textwrap.dedent(
     """

@@ -6,8 +6,8 @@ import math
 import os
 import re
 
-from test_examples_models import ROOT
-from test_examples_models import load_example
+from helpers import ROOT
+from helpers import load_example
 from test_examples_models import run_example
 
 RUN = os.path.join(ROOT, "docs", "pretrain_long", "run.json")

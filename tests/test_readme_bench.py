@@ -18,8 +18,8 @@ import pytest
 from keras_longformer.bench import parse_options
 from keras_longformer.bench.cli import add_arguments
 from keras_longformer.bench.cli import options_command
+from helpers import ROOT
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 @pytest.fixture(scope="module")

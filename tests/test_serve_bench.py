@@ -22,14 +22,13 @@ from keras_longformer.export import export_onnx
 from keras_longformer.export import onnx_session
 from keras_longformer.export import write_triton_repository
 from keras_longformer.export import serve_bench as serve_bench_lib
-from keras_longformer.export.session import cuda_unavailable_reason
 from keras_longformer.models import LongformerBackbone
 from keras_longformer.timing import time_calls
+from helpers import requires_gpu
 
 VOCABULARY, MAX_LENGTH, HIDDEN = 50, 32, 8
 TOLERANCE = 1e-4  # float32, max abs error against Keras
 # Asked of the session module, not of the code under test.
-NO_CUDA = cuda_unavailable_reason()
 
 
 @pytest.fixture(scope="module")
@@ -199,13 +198,11 @@ def test_cuda_inputs_are_copied_to_the_device_once_outside_the_timed_calls(monke
     assert set(run.outputs()) == {"sequence_output", "pooled_output"}
 
 
-@pytest.mark.skipif(NO_CUDA is not None, reason=f"needs onnxruntime's CUDA provider: {NO_CUDA}")
+@requires_gpu
 def test_cuda_io_binding_matches_cpu(exported):
+    """On a GPU machine a CUDA provider that does not come up fails this test."""
     _, path = exported
-    try:
-        session = onnx_session(path, provider="cuda", cuda_options={"use_tf32": 0})
-    except export.ProviderUnavailableError as error:
-        pytest.skip(f"no CUDA session on this machine: {error}")
+    session = onnx_session(path, provider="cuda", cuda_options={"use_tf32": 0})
     feeds = serve_bench_lib.make_feeds(path, 2, 17, rng=np.random.default_rng(0))
     run = serve_bench_lib.PreparedRun(session, feeds)
     run()

@@ -4,13 +4,17 @@ import os
 import shutil
 import tempfile
 
+from keras_longformer.atomic_files import replace_directory
+
 
 def save_preset(model, directory, overwrite=False):
     """`model.save_to_preset(directory)`, atomically.
 
     The preset is written into a scratch directory beside `directory` and
-    renamed into place, so a failed or interrupted save leaves nothing; an
-    existing `directory` is replaced only with `overwrite=True`.
+    renamed into place (swapped with an existing one in one step where the
+    system can), so a failed, interrupted or killed save leaves the old
+    preset or the new one, never a partial one; an existing `directory` is
+    replaced only with `overwrite=True`.
 
     Args:
         model: a `LongformerBackbone` or task model (anything with
@@ -31,16 +35,7 @@ def save_preset(model, directory, overwrite=False):
     staging = tempfile.mkdtemp(prefix=f".{os.path.basename(target)}.", suffix=".tmp", dir=parent)
     try:
         model.save_to_preset(staging)
-        if os.path.exists(target):
-            retired = staging + ".old"
-            os.replace(target, retired)
-            os.replace(staging, target)
-            if os.path.isdir(retired):
-                shutil.rmtree(retired)
-            else:
-                os.remove(retired)
-        else:
-            os.replace(staging, target)
+        replace_directory(staging, target, overwrite)
     finally:
         if os.path.exists(staging):
             shutil.rmtree(staging)
