@@ -273,7 +273,7 @@ def _compare(lm, generator, inputs, max_length, length, pattern):
         "encoder_token_ids": ids, "encoder_padding_mask": padding, "encoder_global_mask": global_mask,
         "decoder_token_ids": tokens[:, :-1], "decoder_padding_mask": np.ones_like(tokens[:, :-1]),
     }))[:, prompt - 1:]
-    expected_cross_cache = ops.convert_to_numpy(lm.call_cross_attention_cache(expected_hidden, padding))
+    expected_cross_cache = ops.convert_to_numpy(lm.call_cross_attention_cache(expected_hidden))
     errors = {
         "encoder_hidden_states": _error(expected_hidden[real], hidden[real]),
         "cross_attention_cache": _error(_by_position(expected_cross_cache)[real], _by_position(cross_cache)[real]),
@@ -285,8 +285,8 @@ def _compare(lm, generator, inputs, max_length, length, pattern):
 
 
 def _by_position(cache):
-    """`[B, layers, 2, S, heads, head_dim]` as `[B, S, ...]` (to keep real positions)."""
-    return np.moveaxis(cache, 3, 1)
+    """`[B, layers, 2, heads, S, head_dim]` as `[B, S, ...]` (to keep real positions)."""
+    return np.moveaxis(cache, 4, 1)
 
 
 def _error(expected, actual):

@@ -95,10 +95,8 @@ class LEDOnnxGenerator:
         stops = np.asarray([config["end_token_id"]] if stop_token_ids is None else list(stop_token_ids), "int32")
         _, cross_cache = self.encode(encoder_token_ids, encoder_padding_mask, encoder_global_mask)
         padding = np.asarray(encoder_padding_mask).astype("int32")
-        batch = padding.shape[0]
-        cache_shape = list(cross_cache.shape)
-        cache_shape[3] = max_length
-        self_cache = np.zeros(cache_shape, cross_cache.dtype)
+        batch, layers, _, heads, _, head_dim = cross_cache.shape
+        self_cache = np.zeros((batch, layers, 2, max_length, heads, head_dim), cross_cache.dtype)
         tokens = np.repeat(prompt[None], batch, axis=0)
         done = np.zeros(batch, bool)
         chosen_logits = []

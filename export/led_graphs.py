@@ -1,8 +1,8 @@
 """The LED pair's two graphs: the encoder, and one cached decoder step.
 
 `encoder.onnx` reads the document once and returns, with the encoder's
-output, every decoder layer's cross-attention keys and values (they depend
-on the document only). `decoder.onnx` runs the decoder over a few new
+output, every decoder layer's cross-attention keys and values
+`[B, layers, 2, heads, S, head_dim]` (they depend on the document only). `decoder.onnx` runs the decoder over a few new
 tokens at a position of a fixed-size self-attention cache, as keras-hub's
 `generate` does: the cache `[B, layers, 2, M, heads, head_dim]` goes in,
 the updated cache comes out.
@@ -33,7 +33,7 @@ def io_dims(lm):
         "encoder_padding_mask": sequence,
         "encoder_global_mask": sequence,
         "encoder_hidden_states": sequence + (hidden,),
-        "cross_attention_cache": ("batch", layers, 2, "encoder_length", heads, head_dim),
+        "cross_attention_cache": ("batch", layers, 2, heads, "encoder_length", head_dim),
         "decoder_token_ids": ("batch", "new_tokens"),
         "self_attention_cache": ("batch", layers, 2, "cache_length", heads, head_dim),
         "next_self_attention_cache": ("batch", layers, 2, "cache_length", heads, head_dim),
@@ -85,14 +85,14 @@ def _caches_written_by_concat():
 def encoder_graph(lm, opset):
     """`encoder.onnx`'s proto: token ids, padding and global masks `[B, S]`
     (int32) in; `encoder_hidden_states` `[B, S, D]` and
-    `cross_attention_cache` `[B, layers, 2, S, heads, head_dim]` out."""
+    `cross_attention_cache` `[B, layers, 2, heads, S, head_dim]` out."""
     import tensorflow as tf
 
     def make_function():
         @tf.function
         def encode(encoder_token_ids, encoder_padding_mask, encoder_global_mask):
             hidden = lm.call_encoder(encoder_token_ids, encoder_padding_mask, encoder_global_mask)
-            cross_cache = lm.call_cross_attention_cache(hidden, encoder_padding_mask)
+            cross_cache = lm.call_cross_attention_cache(hidden)
             return {"encoder_hidden_states": hidden, "cross_attention_cache": cross_cache}
 
         return encode
@@ -112,30 +112,26 @@ def decoder_graph(lm, opset):
     `next_self_attention_cache` out."""
     import tensorflow as tf
 
-    hidden_dim = lm.backbone.hidden_dim
-
     def make_function():
         @tf.function
         def decode(decoder_token_ids, encoder_padding_mask, self_attention_cache, cross_attention_cache,
                    cache_update_index):
-            # The cross-attention reads its keys and values from the cache;
-            # of the encoder's output only the shape is used.
-            shape = tf.shape(cross_attention_cache)
-            encoder_hidden_states = tf.zeros([shape[0], shape[3], hidden_dim], self_attention_cache.dtype)
-            logits, _, next_cache, _ = lm.call_decoder_with_cache(
-                encoder_hidden_states, encoder_padding_mask, decoder_token_ids, self_attention_cache,
-                cache_update_index[0], cross_attention_cache,
+            logits, _, next_cache = lm.call_decoder_with_cache(
+                encoder_padding_mask, decoder_token_ids, self_attention_cache, cache_update_index[0],
+                cross_attention_cache,
             )
             return {"logits": logits, "next_self_attention_cache": next_cache}
 
         return decode
 
-    cache = tuple(None if isinstance(dim, str) else dim for dim in io_dims(lm)["self_attention_cache"])
+    dims = io_dims(lm)
+    self_cache, cross_cache = (tuple(None if isinstance(d, str) else d for d in dims[name])
+                               for name in ("self_attention_cache", "cross_attention_cache"))
     signature = [
         tf.TensorSpec((None, None), tf.int32, name="decoder_token_ids"),
         tf.TensorSpec((None, None), tf.int32, name="encoder_padding_mask"),
-        tf.TensorSpec(cache, tf.float32, name="self_attention_cache"),
-        tf.TensorSpec(cache, tf.float32, name="cross_attention_cache"),
+        tf.TensorSpec(self_cache, tf.float32, name="self_attention_cache"),
+        tf.TensorSpec(cross_cache, tf.float32, name="cross_attention_cache"),
         tf.TensorSpec((1,), tf.int32, name="cache_update_index"),
     ]
     with _caches_written_by_concat():

@@ -47,11 +47,11 @@ def task_model_and_labels(task, x, rng):
         # The same number of masked tokens in every row, so that each
         # replica's mean is over as many tokens as the global mean.
         labels = np.full_like(ids, -100)
-        labels[:, 3:9] = ids[:, 3:9]
+        labels[:, 3:9] = 5  # one token at every masked position: learnable in a few steps
         return models.LongformerMaskedLM(backbone()), {"labels": labels}
     if task == "token_classifier":
         model = models.LongformerTokenClassifier(backbone(), num_classes=4, dropout=0.0)
-        return model, {"labels": ids % 4}
+        return model, {"labels": np.where(ids < 20, 1, 2)}  # which half of the vocabulary
     if task == "question_answering":
         return models.LongformerQuestionAnswering(backbone()), {
             "start_logits": np.full((SAMPLES,), 2), "end_logits": np.full((SAMPLES,), 5),
@@ -77,7 +77,8 @@ def saved_tasks(tmp_path_factory):
     for task in TASKS:
         x = features(rng)
         model, labels = task_model_and_labels(task, x, rng)
-        model.compile(optimizer=keras.optimizers.SGD(0.5))  # the task's own loss
+        # The task's own loss; plain SGD at a rate each task descends with for 3 epochs.
+        model.compile(optimizer=keras.optimizers.SGD(0.05 if task == "token_classifier" else 0.2))
         model.save(str(directory / f"{task}.keras"))
         np.savez(str(directory / f"{task}.npz"), **x, **labels)
     return directory
@@ -101,8 +102,8 @@ def test_data_parallel_equals_one_device_for_every_task(saved_tasks, backend):
         single = np.load(str(saved_tasks / f"single_{backend}_{task}.npz"))
         parallel = np.load(str(saved_tasks / f"parallel_{backend}_{task}.npz"))
         assert np.all(np.isfinite(single["losses"])), task
-        # It learned (the loss fell), so equal losses and weights mean something.
-        assert single["losses"][-1] < 0.95 * single["losses"][0], (task, single["losses"])
+        # It learned (the loss fell every epoch), so equal losses and weights mean something.
+        assert np.all(np.diff(single["losses"]) < -1e-3), (task, single["losses"])
         assert np.max(np.abs(parallel["losses"] - single["losses"])) <= 1e-5, task
         weights = [k for k in single.files if k.startswith("w")]
         worst = max(np.max(np.abs(parallel[k] - single[k])) for k in weights)

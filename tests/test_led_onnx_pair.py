@@ -90,7 +90,8 @@ def test_onnx_reference_evaluator_runs_both_graphs_like_keras(exported):
     real = padding.astype(bool)
     assert np.max(np.abs(hidden[real] - expected_hidden[real])) <= 1e-4
     decoder = ReferenceEvaluator(os.path.join(report.directory, "decoder.onnx"))
-    self_cache = np.zeros(cross_cache.shape[:3] + (6,) + cross_cache.shape[4:], "float32")
+    batch_size, layers, _, heads, _, head_dim = cross_cache.shape
+    self_cache = np.zeros((batch_size, layers, 2, 6, heads, head_dim), "float32")
     prompt = np.array([[START, 17, 23]] * 2, "int32")
     (logits,) = decoder.run(["logits"], {
         "decoder_token_ids": prompt, "encoder_padding_mask": feeds["encoder_padding_mask"],

@@ -232,3 +232,16 @@ def test_the_generated_token_figures_are_the_run_s(readme, run):
     assert quoted in readme
     # The same at every position: the slowest within 1.6x of the fastest over a 128x longer context.
     assert max(steps.values()) / min(steps.values()) < 1.6
+
+
+def test_the_cost_of_64_global_tokens_is_the_runs_own(readme):
+    seconds = {}
+    for count in (64, 0):
+        run = load_run("globals", str(count))
+        assert run["config"]["num_global"] == count and run["rounds"] == 2 and run["repeats"] == 5
+        assert f"--num-global {count}" in run["command"]
+        (row,) = [row for row in run["rows"] if row["path"] == "ours_float32_forward" and row["length"] == 4096]
+        seconds[count] = row["seconds"]
+    extra = seconds[64] / seconds[0] - 1
+    assert (f"64 of them take {extra:.0%} longer than none at 4,096 tokens ({seconds[64]:.3f} against "
+            f"{seconds[0]:.3f} s") in readme

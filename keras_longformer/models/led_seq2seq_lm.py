@@ -7,6 +7,8 @@ from keras_hub.src.utils.tensor_utils import any_equal
 
 from keras_longformer.models.global_token_check import GlobalTokenCheck
 from keras_longformer.models.led_backbone import LEDBackbone
+from keras_longformer.models.led_decoder_step import cross_attention_keys_values
+from keras_longformer.models.led_decoder_step import decoder_layer_step
 from keras_longformer.models.led_seq2seq_lm_preprocessor import LEDSeq2SeqLMPreprocessor
 from keras_longformer.models.longformer_tied_logits import LongformerTiedLogits
 
@@ -100,57 +102,39 @@ class LEDSeq2SeqLM(GlobalTokenCheck, Seq2SeqLM):
             x = layer(x, padding_mask=padding, global_mask=glob)
         return x
 
-    def call_decoder_with_cache(self, encoder_hidden_states, encoder_padding_mask, decoder_token_ids,
-                                self_attention_cache, self_attention_cache_update_index,
-                                cross_attention_cache, cross_attention_cache_update_index=None):
+    def call_decoder_with_cache(self, encoder_padding_mask, decoder_token_ids, self_attention_cache,
+                                self_attention_cache_update_index, cross_attention_cache):
         """One decoder pass over `decoder_token_ids` (starting at position
-        `self_attention_cache_update_index`), reading and updating the caches
-        `[B, layers, 2, length, heads, head_dim]`; the cross-attention cache
-        is written when `cross_attention_cache_update_index` is 0, else read.
+        `self_attention_cache_update_index`), reading and updating the
+        self-attention cache `[B, layers, 2, M, heads, head_dim]` and reading
+        the cross-attention cache of `call_cross_attention_cache`.
 
         Returns:
-            `(logits, hidden_states, self_attention_cache, cross_attention_cache)`.
+            `(logits, hidden_states, self_attention_cache)`.
         """
         x = self.backbone.embed("decoder", decoder_token_ids, start_index=self_attention_cache_update_index)
-        self_caches, cross_caches = [], []
+        caches = []
         for i, layer in enumerate(self.backbone.decoder_layers):
-            x, self_cache, cross_cache = layer(
-                decoder_sequence=x, encoder_sequence=encoder_hidden_states,
-                encoder_padding_mask=encoder_padding_mask,
-                self_attention_cache=self_attention_cache[:, i, ...],
-                self_attention_cache_update_index=self_attention_cache_update_index,
-                cross_attention_cache=cross_attention_cache[:, i, ...],
-                cross_attention_cache_update_index=cross_attention_cache_update_index,
-            )
-            self_caches.append(self_cache)
-            cross_caches.append(cross_cache)
-        self_attention_cache = ops.stack(self_caches, axis=1)
-        if cross_attention_cache_update_index is not None:
-            cross_attention_cache = ops.stack(cross_caches, axis=1)
+            x, cache = decoder_layer_step(layer, x, self_attention_cache[:, i, ...],
+                                          self_attention_cache_update_index, cross_attention_cache[:, i, ...],
+                                          encoder_padding_mask)
+            caches.append(cache)
         logits = ops.cast(self.decoder(x), "float32")
-        return logits, x, self_attention_cache, cross_attention_cache
+        return logits, x, ops.stack(caches, axis=1)
 
-    def call_cross_attention_cache(self, encoder_hidden_states, encoder_padding_mask):
+    def call_cross_attention_cache(self, encoder_hidden_states):
         """Every decoder layer's cross-attention keys and values of the
-        encoder's output, `[B, layers, 2, S, heads, head_dim]`: what a
-        generation computes once per document."""
-        # A decoder step writes the cache; its token and its two-position
-        # self-attention cache are placeholders (a softmax over one warns).
-        placeholder = ops.zeros((ops.shape(encoder_hidden_states)[0], 2), "int32")
-        self_cache, cross_cache = self._empty_caches(encoder_padding_mask, placeholder)
-        _, _, _, cross_cache = self.call_decoder_with_cache(
-            encoder_hidden_states, encoder_padding_mask, placeholder[:, :1], self_cache, 0, cross_cache, 0
-        )
-        return cross_cache
+        encoder's output, `[B, layers, 2, heads, S, head_dim]`: what a
+        generation computes once per document (padded keys are masked when
+        read)."""
+        return ops.stack([cross_attention_keys_values(layer, encoder_hidden_states)
+                          for layer in self.backbone.decoder_layers], axis=1)
 
-    def _empty_caches(self, encoder_token_ids, decoder_token_ids):
+    def _empty_self_attention_cache(self, decoder_token_ids):
         backbone = self.backbone
-        batch = ops.shape(encoder_token_ids)[0]
-        head_dim = backbone.hidden_dim // backbone.num_heads
-        shape = [batch, backbone.num_layers, 2, ops.shape(decoder_token_ids)[1], backbone.num_heads, head_dim]
-        self_cache = ops.zeros(shape, dtype=self.compute_dtype)
-        shape[3] = ops.shape(encoder_token_ids)[1]
-        return self_cache, ops.zeros(shape, dtype=self.compute_dtype)
+        shape = [ops.shape(decoder_token_ids)[0], backbone.num_layers, 2, ops.shape(decoder_token_ids)[1],
+                 backbone.num_heads, backbone.hidden_dim // backbone.num_heads]
+        return ops.zeros(shape, dtype=self.compute_dtype)
 
     def generate_step(self, inputs, stop_token_ids=None):
         """Generates a batch: the encoder once, the caches filled from the
@@ -176,17 +160,18 @@ class LEDSeq2SeqLM(GlobalTokenCheck, Seq2SeqLM):
         decoder_token_ids, decoder_padding_mask = inputs["decoder_token_ids"], inputs["decoder_padding_mask"]
         self.backbone.check_lengths(encoder_token_ids, decoder_token_ids)
         encoder_hidden_states = self.call_encoder(encoder_token_ids, encoder_padding_mask, global_mask)
-        self_cache, cross_cache = self._empty_caches(encoder_token_ids, decoder_token_ids)
-        _, hidden_states, self_cache, cross_cache = self.call_decoder_with_cache(
-            encoder_hidden_states, encoder_padding_mask, decoder_token_ids, self_cache, 0, cross_cache, 0
+        cross_cache = self.call_cross_attention_cache(encoder_hidden_states)
+        _, hidden_states, self_cache = self.call_decoder_with_cache(
+            encoder_padding_mask, decoder_token_ids, self._empty_self_attention_cache(decoder_token_ids), 0,
+            cross_cache,
         )
         index = ops.min(ops.sum(ops.cast(decoder_padding_mask, "int32"), axis=-1))
 
         def next(prompt, cache, index):
             self_cache, cross_cache = cache
             token = ops.slice(prompt, [0, index - 1], [ops.shape(prompt)[0], 1])
-            logits, hidden, self_cache, _ = self.call_decoder_with_cache(
-                encoder_hidden_states, encoder_padding_mask, token, self_cache, index - 1, cross_cache
+            logits, hidden, self_cache = self.call_decoder_with_cache(
+                encoder_padding_mask, token, self_cache, index - 1, cross_cache
             )
             return ops.squeeze(logits, axis=1), ops.squeeze(hidden, axis=1), (self_cache, cross_cache)
 
