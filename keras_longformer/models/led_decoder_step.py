@@ -24,11 +24,12 @@ def cross_attention_keys_values(layer, encoder_hidden_states):
 
 
 def _cross_attention(layer, x, keys_values, encoder_padding_mask):
+    """`keys_values`: `(keys, values)`, each `[B, heads, S, head_dim]`."""
     attention = layer._cross_attention_layer
     query = ops.transpose(attention._query_dense(x), (0, 2, 1, 3))  # [B, heads, T, head_dim]
     query = query * ops.cast(1.0 / math.sqrt(attention._key_dim), query.dtype)
-    keys, values = keys_values[:, 0], keys_values[:, 1]
-    scores = ops.matmul(query, ops.swapaxes(keys, -1, -2))  # [B, heads, T, S]
+    keys, values = keys_values
+    scores = ops.einsum("bhtd,bhsd->bhts", query, keys)  # a batched matmul reading keys as they are
     if encoder_padding_mask is not None:
         # keras' masked softmax: a large negative score on padded keys.
         padded = ops.logical_not(ops.cast(encoder_padding_mask, "bool"))[:, None, None, :]
@@ -45,7 +46,8 @@ def decoder_layer_step(layer, x, self_attention_cache, cache_update_index, cross
 
     Returns:
         `(x, self_attention_cache)`, the cache `[B, 2, M, heads, head_dim]`
-        updated at the new positions.
+        updated at the new positions. `cross_keys_values` is the layer's
+        `(keys, values)`, each `[B, heads, S, head_dim]`.
     """
     # Self-attention: keras-hub's cached attention and causal mask.
     mask = layer._compute_self_attention_mask(x, None, None, True, self_attention_cache, cache_update_index)

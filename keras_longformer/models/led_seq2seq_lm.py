@@ -13,6 +13,14 @@ from keras_longformer.models.led_seq2seq_lm_preprocessor import LEDSeq2SeqLMPrep
 from keras_longformer.models.longformer_tied_logits import LongformerTiedLogits
 
 
+def _per_layer(cross_attention_cache, num_layers):
+    """`[(keys, values), ...]` per layer of a `[B, layers, 2, heads, S,
+    head_dim]` cross-attention cache (a per-layer list is kept as it is)."""
+    if isinstance(cross_attention_cache, (list, tuple)):
+        return cross_attention_cache
+    return [(cross_attention_cache[:, i, 0], cross_attention_cache[:, i, 1]) for i in range(num_layers)]
+
+
 def _stop_mask(token_ids, stop_token_ids, prompt_mask):
     """True up to and including each row's first generated stop token."""
     ends = ops.cast(any_equal(token_ids, stop_token_ids, ops.logical_not(prompt_mask)), "int32")
@@ -107,16 +115,18 @@ class LEDSeq2SeqLM(GlobalTokenCheck, Seq2SeqLM):
         """One decoder pass over `decoder_token_ids` (starting at position
         `self_attention_cache_update_index`), reading and updating the
         self-attention cache `[B, layers, 2, M, heads, head_dim]` and reading
-        the cross-attention cache of `call_cross_attention_cache`.
+        the cross-attention cache of `call_cross_attention_cache` (or the
+        same split per layer into `(keys, values)`, as `generate` keeps it).
 
         Returns:
             `(logits, hidden_states, self_attention_cache)`.
         """
         x = self.backbone.embed("decoder", decoder_token_ids, start_index=self_attention_cache_update_index)
+        cross_attention_cache = _per_layer(cross_attention_cache, self.backbone.num_layers)
         caches = []
         for i, layer in enumerate(self.backbone.decoder_layers):
             x, cache = decoder_layer_step(layer, x, self_attention_cache[:, i, ...],
-                                          self_attention_cache_update_index, cross_attention_cache[:, i, ...],
+                                          self_attention_cache_update_index, cross_attention_cache[i],
                                           encoder_padding_mask)
             caches.append(cache)
         logits = ops.cast(self.decoder(x), "float32")
@@ -160,7 +170,9 @@ class LEDSeq2SeqLM(GlobalTokenCheck, Seq2SeqLM):
         decoder_token_ids, decoder_padding_mask = inputs["decoder_token_ids"], inputs["decoder_padding_mask"]
         self.backbone.check_lengths(encoder_token_ids, decoder_token_ids)
         encoder_hidden_states = self.call_encoder(encoder_token_ids, encoder_padding_mask, global_mask)
-        cross_cache = self.call_cross_attention_cache(encoder_hidden_states)
+        # Split once per generation, not once per step: each step then reads
+        # every layer's keys and values where they lie.
+        cross_cache = _per_layer(self.call_cross_attention_cache(encoder_hidden_states), self.backbone.num_layers)
         _, hidden_states, self_cache = self.call_decoder_with_cache(
             encoder_padding_mask, decoder_token_ids, self._empty_self_attention_cache(decoder_token_ids), 0,
             cross_cache,
