@@ -28,7 +28,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 import numpy as np  # noqa: E402
 
 
-def parse_args():
+def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", help="LEDSeq2SeqLM .keras file, or a Hugging Face LED directory "
                         "(default: a small random LED)")
@@ -39,7 +39,7 @@ def parse_args():
     parser.add_argument("--batch", type=int, default=2, help="random documents")
     parser.add_argument("--max-length", type=int, default=24, help="longest summary, prompt included")
     parser.add_argument("--provider", choices=("auto", "cuda", "cpu"), default="auto")
-    return parser.parse_args()
+    return parser.parse_args(argv)
 
 
 def load_model(path):
@@ -93,8 +93,8 @@ def keras_summaries(lm, ids, padding, global_mask, prompt, stops, pad, max_lengt
     return [tokens[row][mask[row]] for row in range(len(ids))]
 
 
-def main():
-    args = parse_args()
+def main(argv=None):
+    args = parse_args(argv)
     from keras_longformer.export import LEDOnnxGenerator
     from keras_longformer.export import export_led_onnx
 

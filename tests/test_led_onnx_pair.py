@@ -159,3 +159,25 @@ def test_generator_refuses_a_max_length_past_the_decoder_positions(tmp_path):
     ids = np.full((1, 5), 7, "int32")
     with pytest.raises(ValueError, match="max_decoder_sequence_length=8. Received: max_length=9"):
         generator.generate(ids, np.ones_like(ids), max_length=9)
+
+
+def test_summarize_onnx_example_writes_a_pair_that_summarizes_as_keras(tmp_path, capsys):
+    """examples/summarize_onnx.py end to end; then its files, checked here
+    directly (not through the example's own comparison)."""
+    from helpers import load_example
+
+    example = load_example("summarize_onnx")
+    argv = ["--out", str(tmp_path / "pair"), "--length", "90", "--max-length", "10", "--provider", "cpu"]
+    example.main(argv)
+    assert "equal Keras's, token for token (18 generated tokens)" in capsys.readouterr().out
+    lm = example.load_model(None)  # the same seeded model
+    ids, padding, global_mask = example.documents(lm, example.parse_args(argv))
+    tokens = LEDOnnxGenerator(tmp_path / "pair", provider="cpu").generate(
+        ids, padding, global_mask, max_length=10, stop_token_ids=())
+    prompt = np.full((2, 10), PAD, "int32")
+    prompt[:, 0] = START
+    lm.compile(sampler="greedy")
+    expected = lm.generate({"encoder_token_ids": ids, "encoder_padding_mask": padding,
+                            "encoder_global_mask": global_mask, "decoder_token_ids": prompt,
+                            "decoder_padding_mask": np.arange(10)[None].repeat(2, 0) < 1}, stop_token_ids=None)
+    np.testing.assert_array_equal(tokens, np.asarray(expected["decoder_token_ids"]))
