@@ -7,7 +7,8 @@ onnxruntime only, the encoder once per document, one decoder call per new
 token. Every summary is checked token for token against Keras's
 `generate` (greedy), and the tokens per second of both are printed.
 
-With a model that has a preprocessor (converted from Hugging Face with its
+A random LED (the default) repeats one token: pass a trained one with
+`--model` for summaries worth reading. With a model that has a preprocessor (converted from Hugging Face with its
 tokenizer files, or a preset), `--texts` are tokenized by it and the
 summaries detokenized; without one, random documents of token ids are used.
 
@@ -39,6 +40,8 @@ def parse_args(argv=None):
     parser.add_argument("--batch", type=int, default=2, help="random documents")
     parser.add_argument("--max-length", type=int, default=24, help="longest summary, prompt included")
     parser.add_argument("--provider", choices=("auto", "cuda", "cpu"), default="auto")
+    parser.add_argument("--verify-lengths", default=None,
+                        help="comma-separated encoder lengths the export is verified at (default: its sweep)")
     return parser.parse_args(argv)
 
 
@@ -100,7 +103,8 @@ def main(argv=None):
 
     lm = load_model(args.model)
     out = args.out or os.path.join(tempfile.mkdtemp(), "led_onnx")
-    report = export_led_onnx(lm, out, overwrite=True)
+    lengths = [int(n) for n in args.verify_lengths.split(",")] if args.verify_lengths else None
+    report = export_led_onnx(lm, out, lengths=lengths, overwrite=True)
     print(f"exported and verified: {out} ({len(report.rows)} cases, max abs error {report.max_abs_error:.2e})")
     ids, padding, global_mask = documents(lm, args)
     generator = LEDOnnxGenerator(out, provider=args.provider)

@@ -63,6 +63,8 @@ LONGEST_FIRST = (
     "test_distributed_example.py",
     "test_examples_models.py",
     "test_claims.py",
+    "test_faults.py",
+    "test_led_onnx_pair.py",
 )
 
 

@@ -167,13 +167,20 @@ def test_summarize_onnx_example_writes_a_pair_that_summarizes_as_keras(tmp_path,
     from helpers import load_example
 
     example = load_example("summarize_onnx")
-    argv = ["--out", str(tmp_path / "pair"), "--length", "90", "--max-length", "10", "--provider", "cpu"]
+    argv = ["--out", str(tmp_path / "pair"), "--length", "90", "--max-length", "10", "--provider", "cpu",
+            "--verify-lengths", "1,33,90"]
     example.main(argv)
     assert "equal Keras's, token for token (18 generated tokens)" in capsys.readouterr().out
     lm = example.load_model(None)  # the same seeded model
     ids, padding, global_mask = example.documents(lm, example.parse_args(argv))
-    tokens = LEDOnnxGenerator(tmp_path / "pair", provider="cpu").generate(
-        ids, padding, global_mask, max_length=10, stop_token_ids=())
+    tokens, logits = LEDOnnxGenerator(tmp_path / "pair", provider="cpu").generate(
+        ids, padding, global_mask, max_length=10, stop_token_ids=(), return_logits=True)
+    # A random LED repeats one token, so its logits are compared too: each
+    # step's against Keras's uncached forward pass over the same tokens.
+    expected_logits = keras.ops.convert_to_numpy(lm({
+        "encoder_token_ids": ids, "encoder_padding_mask": padding, "encoder_global_mask": global_mask,
+        "decoder_token_ids": tokens[:, :-1], "decoder_padding_mask": np.ones_like(tokens[:, :-1])}))
+    assert np.max(np.abs(logits - expected_logits)) <= 1e-4
     prompt = np.full((2, 10), PAD, "int32")
     prompt[:, 0] = START
     lm.compile(sampler="greedy")
