@@ -49,3 +49,25 @@ def test_the_quoted_ratios_are_recomputed_from_the_seconds():
             f"{step_ms(1024, 'huggingface'):.1f} at 1,024)") in flat
     assert step_ms(4096, "keras") < step_ms(4096, "huggingface")
     assert all(ratio(n, name) > 1 for n in rows for name in ("keras", "onnxruntime"))
+
+
+def test_the_led_options_reproduce_the_committed_command():
+    """`keras-longformer bench --led` parsed as the run's own command gives
+    back that command (and refuses heads that do not divide the hidden size)."""
+    import argparse
+
+    import pytest
+
+    from keras_longformer.bench import led_generation
+    from keras_longformer.bench.cli import _positive
+    from keras_longformer.bench.cli import add_arguments
+
+    run, _, _ = load()
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    flags = run["command"].removeprefix("keras-longformer bench ").split()
+    config, repeats, _ = led_generation.parse_led_options(parser.parse_args(flags), _positive)
+    assert led_generation.command_of(config, repeats) == run["command"]
+    assert dict(config, vocabulary=run["config"]["vocabulary"]) == run["config"]
+    with pytest.raises(ValueError, match="--heads.*Received: --hidden=64, --heads=3"):
+        led_generation.parse_led_options(parser.parse_args(["--led", "--quick", "--heads", "3"]), _positive)
