@@ -3,8 +3,6 @@
 import dataclasses
 import json
 import os
-import shutil
-import tempfile
 import time
 
 import numpy as np
@@ -12,10 +10,7 @@ import numpy as np
 from keras_longformer.export import files as files_lib
 from keras_longformer.export import led_graphs
 from keras_longformer.export import verify as verify_lib
-from keras_longformer.export.conversion import MIN_OPSET
 from keras_longformer.export.conversion import io_dims
-from keras_longformer.export.conversion import max_opset
-from keras_longformer.export.conversion import unconverted_ops
 from keras_longformer.export.errors import ExportError
 from keras_longformer.export.errors import one_line
 from keras_longformer.export.inputs import default_lengths
@@ -133,6 +128,7 @@ def export_led_onnx(lm, directory, *, opset=17, verify=True, lengths=None, new_t
     """
     from keras_longformer.export.loading import load_keras_model
     from keras_longformer.export.onnx import _check_backend
+    from keras_longformer.export.onnx import refuse_unconverted
 
     _check_backend()
     if isinstance(lm, (str, os.PathLike)):
@@ -141,12 +137,11 @@ def export_led_onnx(lm, directory, *, opset=17, verify=True, lengths=None, new_t
     target = _checked_target(directory, overwrite)
     lengths = _checked_lengths(lm, lengths)
     generation = generation_config(lm)
-    staging = tempfile.mkdtemp(prefix=f".{os.path.basename(target)}.", suffix=".tmp", dir=os.path.dirname(target))
-    try:
+    with files_lib.staging_directory(target) as staging:
         protos = {}
         for filename, graph in ((ENCODER_FILENAME, led_graphs.encoder_graph),
                                 (DECODER_FILENAME, led_graphs.decoder_graph)):
-            protos[filename] = _checked_graph(graph(lm, opset), opset, filename)
+            protos[filename] = refuse_unconverted(graph(lm, opset), opset, f"these ops of {filename}")
             files_lib.save(protos[filename], os.path.join(staging, filename), external_data=False)
         with open(os.path.join(staging, GENERATION_FILENAME), "w") as handle:
             json.dump(generation, handle, indent=2)
@@ -161,8 +156,6 @@ def export_led_onnx(lm, directory, *, opset=17, verify=True, lengths=None, new_t
                 )
             report.verified = True
         files_lib.publish_directory(staging, target, overwrite)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
     return report
 
 
@@ -184,15 +177,14 @@ def generation_config(lm):
 
 
 def _check_arguments(lm, opset, new_tokens):
+    from keras_longformer.export.onnx import check_opset
     from keras_longformer.models import LEDSeq2SeqLM
 
     if not isinstance(lm, LEDSeq2SeqLM):
         raise TypeError(f"`lm` must be an LEDSeq2SeqLM or a path to one. Received: {type(lm).__name__}")
     if lm.compute_dtype != "float32" or lm.variable_dtype != "float32":
         raise ValueError(f"The LED pair is exported from a float32 model. Received: dtype={lm.dtype_policy.name}")
-    top = max_opset()
-    if isinstance(opset, bool) or not isinstance(opset, int) or not MIN_OPSET <= opset <= top:
-        raise ValueError(f"`opset` must be an int from {MIN_OPSET} to {top}. Received: opset={opset!r}")
+    check_opset(opset)
     if isinstance(new_tokens, bool) or not isinstance(new_tokens, int) or new_tokens < 1:
         raise ValueError(f"`new_tokens` must be an int >= 1. Received: new_tokens={new_tokens!r}")
 
@@ -220,14 +212,6 @@ def _checked_lengths(lm, lengths):
         raise ValueError(f"`lengths` must be ints from 1 to max_encoder_sequence_length={limit}. "
                          f"Received: lengths={lengths!r}")
     return sorted(set(int(n) for n in lengths))
-
-
-def _checked_graph(proto, opset, filename):
-    bad = unconverted_ops(proto, opset)
-    if bad:
-        listed = ", ".join(f"{op} (x{count})" for op, count in sorted(bad.items()))
-        raise ExportError(f"tf2onnx could not convert these ops of {filename} to ONNX opset {opset}: {listed}")
-    return proto
 
 
 def _verify(lm, staging, lengths, new_tokens):
@@ -274,12 +258,13 @@ def _compare(lm, generator, inputs, max_length, length, pattern):
         "decoder_token_ids": tokens[:, :-1], "decoder_padding_mask": np.ones_like(tokens[:, :-1]),
     }))[:, prompt - 1:]
     expected_cross_cache = ops.convert_to_numpy(lm.call_cross_attention_cache(expected_hidden))
+    error = verify_lib._max_abs_error  # inf for a shape mismatch, NaN for a NaN
     errors = {
-        "encoder_hidden_states": _error(expected_hidden[real], hidden[real]),
-        "cross_attention_cache": _error(_by_position(expected_cross_cache)[real], _by_position(cross_cache)[real]),
-        "logits": _error(expected_logits, logits),
+        "encoder_hidden_states": error(expected_hidden[real], hidden[real]),
+        "cross_attention_cache": error(_by_position(expected_cross_cache)[real], _by_position(cross_cache)[real]),
+        "logits": error(expected_logits, logits),
     }
-    worst = max(errors, key=lambda name: errors[name])
+    worst = max(errors, key=lambda name: np.nan_to_num(errors[name], nan=np.inf))
     return verify_lib.VerificationRow(length=length, pattern=pattern, max_abs_error=errors[worst],
                                       ort_seconds=seconds, tolerance=TOLERANCE, worst_output=worst)
 
@@ -287,13 +272,6 @@ def _compare(lm, generator, inputs, max_length, length, pattern):
 def _by_position(cache):
     """`[B, layers, 2, heads, S, head_dim]` as `[B, S, ...]` (to keep real positions)."""
     return np.moveaxis(cache, 4, 1)
-
-
-def _error(expected, actual):
-    if np.shape(expected) != np.shape(actual):
-        return float("inf")
-    difference = np.abs(np.asarray(expected, np.float64) - np.asarray(actual, np.float64))
-    return float(np.nan_to_num(difference.max(), nan=np.inf)) if difference.size else 0.0
 
 
 def write_led_triton_repository(directory, repository, *, model_name="led", max_batch_size=8,

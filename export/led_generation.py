@@ -102,7 +102,7 @@ class LEDOnnxGenerator:
         chosen_logits = []
         new_tokens, index = tokens, 0
         while tokens.shape[1] < max_length and not done.all():
-            logits, self_cache = self.decoder.run(None, {
+            logits, self_cache = self.decoder.run(["logits", "next_self_attention_cache"], {
                 "decoder_token_ids": new_tokens, "encoder_padding_mask": padding,
                 "self_attention_cache": self_cache, "cross_attention_cache": cross_cache,
                 "cache_update_index": np.array([index], "int32"),

@@ -2,10 +2,10 @@
 
 `encoder.onnx` reads the document once and returns, with the encoder's
 output, every decoder layer's cross-attention keys and values
-`[B, layers, 2, heads, S, head_dim]` (they depend on the document only). `decoder.onnx` runs the decoder over a few new
-tokens at a position of a fixed-size self-attention cache, as keras-hub's
-`generate` does: the cache `[B, layers, 2, M, heads, head_dim]` goes in,
-the updated cache comes out.
+`[B, layers, 2, heads, S, head_dim]` (they depend on the document only).
+`decoder.onnx` runs the decoder over a few new tokens at a position of a
+fixed-size self-attention cache, as keras-hub's `generate` does: the cache
+`[B, layers, 2, M, heads, head_dim]` goes in, the updated cache comes out.
 """
 
 import contextlib
@@ -13,7 +13,6 @@ import contextlib
 from keras_longformer.export import conversion as conversion_lib
 
 ENCODER_INPUTS = ("encoder_token_ids", "encoder_padding_mask", "encoder_global_mask")
-ENCODER_OUTPUTS = ("encoder_hidden_states", "cross_attention_cache")
 DECODER_INPUTS = (
     "decoder_token_ids", "encoder_padding_mask", "self_attention_cache", "cross_attention_cache",
     "cache_update_index",
@@ -40,6 +39,15 @@ def io_dims(lm):
         "cache_update_index": (1,),
         "logits": ("batch", "new_tokens", backbone.vocabulary_size),
     }
+
+
+def _signature(dims, names, dtypes):
+    """`tf.TensorSpec`s of `names` from their dims (a named dim is dynamic)."""
+    import tensorflow as tf
+
+    return [tf.TensorSpec(tuple(None if isinstance(d, str) else d for d in dims[name]), dtype, name=name)
+            for name, dtype in zip(names, dtypes)]
+
 
 class _OpsWritingCachesByConcat:
     """`keras.ops` for keras-hub's cached attention, but for `slice_update`.
@@ -97,10 +105,10 @@ def encoder_graph(lm, opset):
 
         return encode
 
-    signature = [tf.TensorSpec((None, None), tf.int32, name=name) for name in ENCODER_INPUTS]
-    with _caches_written_by_concat():
-        proto = conversion_lib.convert_function(make_function, signature, opset=opset)
-    _name_dims(proto, io_dims(lm))
+    dims = io_dims(lm)
+    signature = _signature(dims, ENCODER_INPUTS, ["int32"] * 3)
+    proto = conversion_lib.convert_function(make_function, signature, opset=opset)
+    _name_dims(proto, dims)
     return proto
 
 
@@ -125,18 +133,11 @@ def decoder_graph(lm, opset):
         return decode
 
     dims = io_dims(lm)
-    self_cache, cross_cache = (tuple(None if isinstance(d, str) else d for d in dims[name])
-                               for name in ("self_attention_cache", "cross_attention_cache"))
-    signature = [
-        tf.TensorSpec((None, None), tf.int32, name="decoder_token_ids"),
-        tf.TensorSpec((None, None), tf.int32, name="encoder_padding_mask"),
-        tf.TensorSpec(self_cache, tf.float32, name="self_attention_cache"),
-        tf.TensorSpec(cross_cache, tf.float32, name="cross_attention_cache"),
-        tf.TensorSpec((1,), tf.int32, name="cache_update_index"),
-    ]
+    signature = _signature(dims, DECODER_INPUTS, ["int32", "int32", "float32", "float32", "int32"])
+    # The self-attention cache is written with keras-hub's slice_update.
     with _caches_written_by_concat():
         proto = conversion_lib.convert_function(make_function, signature, opset=opset)
-    _name_dims(proto, io_dims(lm))
+    _name_dims(proto, dims)
     return proto
 
 

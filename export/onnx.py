@@ -189,13 +189,18 @@ def export_onnx(
     return report
 
 
-def _check_arguments(opset, precision, input_names):
+def check_opset(opset):
+    """A `ValueError` unless `opset` is one the installed tf2onnx converts to."""
     top = max_opset()
     if isinstance(opset, bool) or not isinstance(opset, int) or not MIN_OPSET <= opset <= top:
         raise ValueError(
             f"`opset` must be an int from {MIN_OPSET} to {top} (the highest the "
             f"installed tf2onnx converts to). Received: opset={opset!r}"
         )
+
+
+def _check_arguments(opset, precision, input_names):
+    check_opset(opset)
     precision_lib.check_precision(precision)
     if not isinstance(input_names, str) or input_names not in INPUT_NAMINGS:
         raise ValueError(
@@ -249,7 +254,12 @@ def _onnx_graph(model, structure, opset, precision, large):
 
 def _convert(model, structure, opset, large):
     """tf2onnx's graph of `model`, refused if tf2onnx left ops ONNX does not define."""
-    model_proto = conversion_lib.convert(model, structure, opset=opset, large_model=large)
+    return refuse_unconverted(conversion_lib.convert(model, structure, opset=opset, large_model=large), opset)
+
+
+def refuse_unconverted(model_proto, opset, what="these ops"):
+    """`model_proto`, or an `ExportError` listing the ops tf2onnx left that
+    ONNX does not define (`what` names where, e.g. a file of a pair)."""
     bad = conversion_lib.unconverted_ops(model_proto, opset)
     if bad:
         listed = ", ".join(f"{op} (x{count})" for op, count in sorted(bad.items()))
@@ -259,7 +269,7 @@ def _convert(model, structure, opset, large):
                 " Exact GELU lowers to Erfc in TensorFlow; write it as "
                 "0.5 * x * (1 + erf(x / sqrt(2))) to export."
             )
-        raise ExportError(f"tf2onnx could not convert these ops to ONNX opset {opset}: {listed}.{hint}")
+        raise ExportError(f"tf2onnx could not convert {what} to ONNX opset {opset}: {listed}.{hint}")
     return model_proto
 
 

@@ -24,11 +24,11 @@ import datetime
 import json
 import os
 import platform
-import statistics
 import tempfile
-import time
 
 import numpy as np
+
+from keras_longformer.timing import time_calls
 
 SYSTEMS = ("huggingface", "keras", "onnxruntime")
 FULL = dict(layers=6, hidden=768, heads=12, window=512, vocabulary=50265, lengths=[1024, 4096], new_tokens=64)
@@ -103,13 +103,11 @@ def generators(model, lm, onnx_directory, provider):
 
 
 def median_seconds(generate, inputs, new_tokens, repeats):
-    generate(*inputs, new_tokens)  # warm-up (Keras compiles per shape)
-    seconds = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        tokens = generate(*inputs, new_tokens)
-        seconds.append(time.perf_counter() - start)
-    return statistics.median(seconds), tokens
+    """`(median seconds, the last call's tokens)` of `repeats` timed calls
+    after one untimed (Keras compiles per shape)."""
+    last = []
+    timing = time_calls(lambda: generate(*inputs, new_tokens), repeats=repeats, warmup=1, sync=last.append)
+    return timing.median, last[-1]
 
 
 def parse_led_options(args, positive):

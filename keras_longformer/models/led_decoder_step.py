@@ -29,12 +29,13 @@ def _cross_attention(layer, x, keys_values, encoder_padding_mask):
     query = ops.transpose(attention._query_dense(x), (0, 2, 1, 3))  # [B, heads, T, head_dim]
     query = query * ops.cast(1.0 / math.sqrt(attention._key_dim), query.dtype)
     keys, values = keys_values
-    scores = ops.einsum("bhtd,bhsd->bhts", query, keys)  # a batched matmul reading keys as they are
+    # A batched matmul reading the keys as they lie; the softmax in float32.
+    scores = ops.cast(ops.einsum("bhtd,bhsd->bhts", query, keys), "float32")
     if encoder_padding_mask is not None:
         # keras' masked softmax: a large negative score on padded keys.
         padded = ops.logical_not(ops.cast(encoder_padding_mask, "bool"))[:, None, None, :]
-        scores = ops.where(padded, ops.cast(-1e9 if scores.dtype == "float32" else -6e4, scores.dtype), scores)
-    probabilities = ops.cast(ops.softmax(ops.cast(scores, "float32"), axis=-1), values.dtype)
+        scores = ops.where(padded, -1e9, scores)
+    probabilities = ops.cast(ops.softmax(scores, axis=-1), values.dtype)
     attended = ops.transpose(ops.matmul(probabilities, values), (0, 2, 1, 3))  # [B, T, heads, head_dim]
     return attention._output_dense(attended)
 
