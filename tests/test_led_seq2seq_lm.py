@@ -1,6 +1,9 @@
 """LEDSeq2SeqLM against Hugging Face's LEDForConditionalGeneration: teacher-forced
 logits within 1e-4, greedy generation token for token equal to its `generate`
-(the encoder once, a decoder cache), and `fit` lowering the loss."""
+(the encoder once, a decoder cache), and `fit` lowering the loss, shuffling
+in-memory samples every epoch."""
+
+import warnings
 
 import keras
 import numpy as np
@@ -83,20 +86,46 @@ def test_greedy_generation_equals_hugging_face_generate(pair, length, global_pos
         np.testing.assert_array_equal(ours, theirs)
 
 
-def test_fit_lowers_the_teacher_forced_loss():
+def small_lm():
     keras.utils.set_random_seed(0)
-    lm = LEDSeq2SeqLM(LEDBackbone(vocabulary_size=60, num_layers=2, num_heads=2, hidden_dim=16,
-                                  intermediate_dim=32, window=4, max_encoder_sequence_length=64,
-                                  max_decoder_sequence_length=16, dropout=0.0))
+    return LEDSeq2SeqLM(LEDBackbone(vocabulary_size=60, num_layers=2, num_heads=2, hidden_dim=16,
+                                    intermediate_dim=32, window=4, max_encoder_sequence_length=64,
+                                    max_decoder_sequence_length=16, dropout=0.0))
+
+
+def copy_the_start(count=8):
+    """Teacher-forced `(x, y)`: the summary is the document's first 5 tokens."""
     rng = np.random.default_rng(0)
-    ids = rng.integers(3, 60, (8, 30)).astype("int32")
-    decoder = np.concatenate([np.full((8, 1), START, "int32"), ids[:, :5]], axis=1)  # copy the start
+    ids = rng.integers(3, 60, (count, 30)).astype("int32")
+    decoder = np.concatenate([np.full((count, 1), START, "int32"), ids[:, :5]], axis=1)
     x = {"encoder_token_ids": ids, "encoder_padding_mask": np.ones_like(ids),
-         "encoder_global_mask": (np.arange(30) == 0)[None].repeat(8, 0).astype("int32"),
-         "decoder_token_ids": decoder[:, :-1], "decoder_padding_mask": np.ones((8, 5), "int32")}
-    y = decoder[:, 1:]
+         "encoder_global_mask": (np.arange(30) == 0)[None].repeat(count, 0).astype("int32"),
+         "decoder_token_ids": decoder[:, :-1], "decoder_padding_mask": np.ones((count, 5), "int32")}
+    return x, decoder[:, 1:]
+
+
+def test_fit_lowers_the_teacher_forced_loss():
+    lm = small_lm()
+    x, y = copy_the_start()
     lm.compile(optimizer=keras.optimizers.Adam(1e-2))
     before = lm.evaluate(x, y, verbose=0, return_dict=True)["loss"]
     lm.fit(x, y, epochs=40, batch_size=8, verbose=0)
     after = lm.evaluate(x, y, verbose=0, return_dict=True)["loss"]
     assert after < 0.5 * before, (before, after)
+
+
+def test_fit_shuffles_in_memory_samples_every_epoch():
+    """keras-hub alone batches them in order and warns that `shuffle=True` is
+    ignored; shuffled and unshuffled SGD must then end at different weights."""
+    x, y = copy_the_start()
+
+    def weights_after_fit(shuffle):
+        lm = small_lm()
+        lm.compile(optimizer=keras.optimizers.SGD(0.1))
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            lm.fit(x, y, epochs=2, batch_size=2, shuffle=shuffle, verbose=0)
+        assert not [w for w in caught if "will be ignored" in str(w.message)]
+        return np.concatenate([np.ravel(keras.ops.convert_to_numpy(v)) for v in lm.trainable_weights])
+
+    assert np.abs(weights_after_fit(True) - weights_after_fit(False)).max() > 1e-4

@@ -11,6 +11,8 @@ from keras_longformer.models.led_decoder_step import cross_attention_keys_values
 from keras_longformer.models.led_decoder_step import decoder_layer_step
 from keras_longformer.models.led_seq2seq_lm_preprocessor import LEDSeq2SeqLMPreprocessor
 from keras_longformer.models.longformer_tied_logits import LongformerTiedLogits
+from keras_longformer.models.preprocessing_utils import is_dataset
+from keras_longformer.models.preprocessing_utils import shuffled_batches
 
 
 def _per_layer(cross_attention_cache, num_layers):
@@ -98,6 +100,38 @@ class LEDSeq2SeqLM(GlobalTokenCheck, Seq2SeqLM):
         if metrics == "auto":
             metrics = [keras.metrics.SparseCategoricalAccuracy()]
         super().compile(optimizer=optimizer, loss=loss, metrics=metrics, **kwargs)
+
+    # === fit, evaluate and predict ===
+
+    def _takes_features(self, x):
+        return self.preprocessor is None or (isinstance(x, dict) and "encoder_token_ids" in x)
+
+    def fit(self, x=None, y=None, batch_size=None, sample_weight=None, shuffle=True, **kwargs):
+        """`keras.Model.fit`: the backbone's features as Keras takes arrays
+        (shuffled every epoch), or raw text through the preprocessor, also
+        shuffled every epoch (keras-hub alone would not: it batches
+        in-memory samples in order and `shuffle=True` is ignored)."""
+        self.check_global_tokens_of(x)
+        if self._takes_features(x):
+            return keras.Model.fit(
+                self, x, y, batch_size=batch_size, sample_weight=sample_weight, shuffle=shuffle, **kwargs
+            )
+        if shuffle and not is_dataset(x) and not kwargs.get("validation_split"):
+            x = shuffled_batches(x, y, sample_weight, batch_size)
+            y = sample_weight = batch_size = None
+        return super().fit(x, y, batch_size=batch_size, sample_weight=sample_weight, shuffle=False, **kwargs)
+
+    def evaluate(self, x=None, y=None, **kwargs):
+        self.check_global_tokens_of(x)
+        if self._takes_features(x) and not kwargs.get("_use_cached_eval_dataset"):
+            return keras.Model.evaluate(self, x, y, **kwargs)
+        return super().evaluate(x, y, **kwargs)
+
+    def predict(self, x=None, **kwargs):
+        self.check_global_tokens_of(x)
+        if self._takes_features(x):
+            return keras.Model.predict(self, x, **kwargs)
+        return super().predict(x, **kwargs)
 
     # === Generation ===
 

@@ -3,6 +3,8 @@ from keras import ops
 
 from keras_longformer.models.global_token_check import GlobalTokenCheck
 from keras_longformer.models.longformer_backbone import LongformerBackbone
+from keras_longformer.models.preprocessing_utils import is_dataset
+from keras_longformer.models.preprocessing_utils import shuffled_batches
 
 # What `predict` on raw text fills the padded tail of per-token outputs with:
 # low enough that no argmax over positions picks it, finite so that a
@@ -141,11 +143,9 @@ class LongformerTask(GlobalTokenCheck):
             return keras.Model.fit(
                 self, x, y, batch_size=batch_size, sample_weight=sample_weight, shuffle=shuffle, **kwargs
             )
-        if shuffle and not _is_dataset(x) and not kwargs.get("validation_split"):
-            # keras-hub batches in-memory text into `tf.data` unshuffled (and
-            # Keras then warns that `shuffle=True` is ignored): shuffle here,
-            # anew every epoch, as Keras does for arrays.
-            x = _shuffled_batches(x, y, sample_weight, batch_size)
+        if shuffle and not is_dataset(x) and not kwargs.get("validation_split"):
+            # Anew every epoch, as Keras does for arrays (see shuffled_batches).
+            x = shuffled_batches(x, y, sample_weight, batch_size)
             y = sample_weight = batch_size = None
         return super().fit(
             x, y, batch_size=batch_size, sample_weight=sample_weight, shuffle=False, **kwargs
@@ -219,28 +219,6 @@ class LongformerTask(GlobalTokenCheck):
         if not str(filepath).endswith(".weights.h5"):
             raise ValueError(f"The filename must end in `.weights.h5`. Received: filepath={filepath}")
         keras.saving.load_weights(self, filepath, objects_to_skip=self._not_task_weights())
-
-
-def _is_dataset(x):
-    import tensorflow as tf
-
-    return isinstance(x, tf.data.Dataset) or hasattr(x, "__next__")
-
-
-def _shuffled_batches(x, y, sample_weight, batch_size):
-    """In-memory samples as a `tf.data.Dataset`, reshuffled every epoch, batched."""
-    import tensorflow as tf
-
-    def sliceable(value):
-        if isinstance(value, (tf.Tensor, tf.RaggedTensor)) or not keras.ops.is_tensor(value):
-            return value
-        return keras.ops.convert_to_numpy(value)  # a torch or JAX tensor
-
-    samples = keras.utils.pack_x_y_sample_weight(x, y, sample_weight)
-    samples = keras.tree.map_structure(sliceable, samples)
-    dataset = tf.data.Dataset.from_tensor_slices(samples)
-    count = int(dataset.cardinality())
-    return dataset.shuffle(max(count, 1), reshuffle_each_iteration=True).batch(batch_size or 32)
 
 
 def pad_axis_1(tensor, width):

@@ -164,3 +164,28 @@ def features(token_ids, padding_mask, global_mask, pad_to_sequence_length, **ext
         "global_mask": global_mask,
         **extra,
     }
+
+
+def is_dataset(x):
+    """Whether `x` is a dataset or an iterator (what `fit` reads as is)."""
+    return isinstance(x, tf.data.Dataset) or hasattr(x, "__next__")
+
+
+def shuffled_batches(x, y, sample_weight, batch_size):
+    """In-memory samples as a `tf.data.Dataset`, reshuffled every epoch, batched.
+
+    keras-hub batches in-memory samples unshuffled (and Keras then warns that
+    `shuffle=True` is ignored): the tasks shuffle through this instead.
+    """
+    import keras
+
+    def sliceable(value):
+        if isinstance(value, (tf.Tensor, tf.RaggedTensor)) or not keras.ops.is_tensor(value):
+            return value
+        return keras.ops.convert_to_numpy(value)  # a torch or JAX tensor
+
+    samples = keras.utils.pack_x_y_sample_weight(x, y, sample_weight)
+    samples = keras.tree.map_structure(sliceable, samples)
+    dataset = tf.data.Dataset.from_tensor_slices(samples)
+    count = int(dataset.cardinality())
+    return dataset.shuffle(max(count, 1), reshuffle_each_iteration=True).batch(batch_size or 32)
