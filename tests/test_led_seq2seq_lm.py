@@ -129,3 +129,22 @@ def test_fit_shuffles_in_memory_samples_every_epoch():
         return np.concatenate([np.ravel(keras.ops.convert_to_numpy(v)) for v in lm.trainable_weights])
 
     assert np.abs(weights_after_fit(True) - weights_after_fit(False)).max() > 1e-4
+
+
+def test_a_saved_lm_loads_compiled_as_it_was_saved(tmp_path):
+    """Optimizer (state included), sampler: `load_model` compiles the saved
+    config again, warning about nothing, and training goes on."""
+    lm = small_lm()
+    x, y = copy_the_start()
+    lm.compile(optimizer=keras.optimizers.SGD(0.25, momentum=0.5), sampler="greedy")
+    lm.fit(x, y, epochs=1, batch_size=4, verbose=0)
+    lm.save(tmp_path / "lm.keras")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        restored = keras.saving.load_model(tmp_path / "lm.keras")
+    assert isinstance(restored.optimizer, keras.optimizers.SGD) and restored.optimizer.momentum == 0.5
+    assert float(keras.ops.convert_to_numpy(restored.optimizer.learning_rate)) == 0.25
+    assert int(keras.ops.convert_to_numpy(restored.optimizer.iterations)) == 2
+    assert type(restored.sampler).__name__ == "GreedySampler"
+    restored.fit(x, y, epochs=1, batch_size=4, verbose=0)
+    assert int(keras.ops.convert_to_numpy(restored.optimizer.iterations)) == 4

@@ -5,6 +5,7 @@ from keras import ops
 from keras_hub.models import Seq2SeqLM
 from keras_hub.src.utils.tensor_utils import any_equal
 
+from keras_longformer.models.compile_round_trip import CompileRoundTrip
 from keras_longformer.models.global_token_check import GlobalTokenCheck
 from keras_longformer.models.led_backbone import LEDBackbone
 from keras_longformer.models.led_decoder_step import cross_attention_keys_values
@@ -30,7 +31,7 @@ def _stop_mask(token_ids, stop_token_ids, prompt_mask):
 
 
 @keras.saving.register_keras_serializable(package="keras_longformer")
-class LEDSeq2SeqLM(GlobalTokenCheck, Seq2SeqLM):
+class LEDSeq2SeqLM(CompileRoundTrip, GlobalTokenCheck, Seq2SeqLM):
     """An LED summarizer: the encoder reads the document once, the decoder writes.
 
     Shapes: `B` batch, `S` encoder length, `T` decoder length, `V`
@@ -92,14 +93,17 @@ class LEDSeq2SeqLM(GlobalTokenCheck, Seq2SeqLM):
         super().__init__(inputs=inputs, outputs=outputs, **kwargs)
         self.decoder = decoder
 
-    def compile(self, optimizer="auto", loss="auto", metrics="auto", **kwargs):
+    def compile(self, optimizer="auto", loss="auto", jit_compile="auto", **kwargs):
+        """keras-hub's `Seq2SeqLM.compile` (weighted accuracy, a `sampler` for
+        `generate`) where "auto" is LED fine-tuning's optimizer: AdamW 3e-5,
+        weight decay 0.01, gradients clipped to norm 1. `save` keeps what is
+        compiled here, and `load_model` compiles it again."""
         if optimizer == "auto":
             optimizer = keras.optimizers.AdamW(3e-5, weight_decay=0.01, global_clipnorm=1.0)
         if loss == "auto":
             loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
-        if metrics == "auto":
-            metrics = [keras.metrics.SparseCategoricalAccuracy()]
-        super().compile(optimizer=optimizer, loss=loss, metrics=metrics, **kwargs)
+        super().compile(optimizer=optimizer, loss=loss, jit_compile=jit_compile, **kwargs)
+        self._jit_compile_requested = jit_compile
 
     # === fit, evaluate and predict ===
 

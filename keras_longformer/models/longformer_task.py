@@ -1,6 +1,7 @@
 import keras
 from keras import ops
 
+from keras_longformer.models.compile_round_trip import CompileRoundTrip
 from keras_longformer.models.global_token_check import GlobalTokenCheck
 from keras_longformer.models.longformer_backbone import LongformerBackbone
 from keras_longformer.models.preprocessing_utils import is_dataset
@@ -10,11 +11,9 @@ from keras_longformer.models.preprocessing_utils import shuffled_batches
 # low enough that no argmax over positions picks it, finite so that a
 # softmax over it stays a number.
 PREDICTION_PAD_VALUE = -1e9
-# A key of our compile config: whether the saved optimizer had been built.
-_OPTIMIZER_BUILT = "keras_longformer_optimizer_built"
 
 
-class LongformerTask(GlobalTokenCheck):
+class LongformerTask(CompileRoundTrip, GlobalTokenCheck):
     """Mixin of the task models: a keras-hub `Task` on a `LongformerBackbone`.
 
     A task lists it before its keras-hub base (`class LongformerMaskedLM(
@@ -84,32 +83,6 @@ class LongformerTask(GlobalTokenCheck):
     def _default_compile(self):
         """`(optimizer, loss, metrics)` used for "auto"."""
         raise NotImplementedError
-
-    def get_compile_config(self):
-        # Keras builds the optimizer of a loaded model before restoring its
-        # variables; one saved before any training step has no slots yet, and
-        # Keras would then warn that the saved optimizer does not match. The
-        # config says whether to build it, so the user's own optimizer and
-        # loss always come back as compiled.
-        config = super().get_compile_config()
-        if config is not None:
-            optimizer = getattr(self, "optimizer", None)
-            config[_OPTIMIZER_BUILT] = optimizer is not None and optimizer.built
-            if getattr(self, "_jit_compile_requested", None) == "auto":
-                # Keras saves "auto" as this backend resolved it: True on
-                # JAX, which on torch means torch.compile (minutes of dynamo
-                # recompiles for a loaded file's first predict). Each backend
-                # resolves "auto" for itself.
-                config["jit_compile"] = "auto"
-        return config
-
-    def compile_from_config(self, config):
-        """Recompiles a loaded model as it was saved (optimizer state included)."""
-        config = dict(config)
-        build_optimizer = config.pop(_OPTIMIZER_BUILT, True)
-        self.compile(**keras.saving.deserialize_keras_object(config))
-        if build_optimizer and getattr(self, "optimizer", None) is not None and self.built:
-            self.optimizer.build(self.trainable_variables)
 
     def compile(self, optimizer="auto", loss="auto", metrics="auto", jit_compile="auto", **kwargs):
         """`keras.Model.compile`, where "auto" picks the task's defaults.
