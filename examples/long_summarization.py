@@ -108,7 +108,7 @@ def make_documents(count, args, rng):
 
     The second half is cut into one slot per topic, in a random order; each
     topic's section (`section` pairs "topic, value") sits at a random offset
-    in its slot, so no section touches another.
+    in its slot, so sections never overlap.
     """
     ids = rng.integers(FIRST_FILLER, VOCABULARY_SIZE, (count, args.length)).astype("int32")
     ids[:, 0], ids[:, -1] = CLS, EOS
