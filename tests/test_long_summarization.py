@@ -105,3 +105,20 @@ def test_the_committed_run_is_the_default_and_its_figures_are_quoted():
     for page in ("README.md", os.path.join("docs", "led.md")):
         with open(os.path.join(ROOT, page), encoding="utf-8") as handle:
             assert quoted in " ".join(handle.read().split()), page
+
+
+def test_the_other_seeds_are_quoted_as_they_came():
+    """The spread over seeds docs/led.md states: runs of the default
+    command with `--seed 1` and `--seed 2` (and `--skip-baseline`)."""
+    example = load_example("long_summarization")
+    with open(os.path.join(ROOT, "docs", "led.md"), encoding="utf-8") as handle:
+        page = " ".join(handle.read().split())
+    accuracies = {}
+    for seed in (1, 2):
+        with open(os.path.join(ROOT, "docs", "examples", f"long_summarization_seed{seed}.json"), encoding="utf-8") as handle:
+            run = json.load(handle)
+        expected = vars(example.parse_args(["--seed", str(seed), "--skip-baseline"]))
+        assert run["arguments"] == {k: v for k, v in expected.items() if k not in NOT_ARGUMENTS}
+        assert run["onnx"] == run["with_global"] and run["cpu_count"] == 2
+        accuracies[seed] = run["with_global"]
+    assert f"ends at {accuracies[1]:.3f}, with `--seed 2` it reaches {accuracies[2]:.3f}" in page
