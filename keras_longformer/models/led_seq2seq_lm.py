@@ -6,14 +6,13 @@ from keras_hub.models import Seq2SeqLM
 from keras_hub.src.utils.tensor_utils import any_equal
 
 from keras_longformer.models.compile_round_trip import CompileRoundTrip
+from keras_longformer.models.features_or_text import FeaturesOrText
 from keras_longformer.models.global_token_check import GlobalTokenCheck
 from keras_longformer.models.led_backbone import LEDBackbone
 from keras_longformer.models.led_decoder_step import cross_attention_keys_values
 from keras_longformer.models.led_decoder_step import decoder_layer_step
 from keras_longformer.models.led_seq2seq_lm_preprocessor import LEDSeq2SeqLMPreprocessor
 from keras_longformer.models.longformer_tied_logits import LongformerTiedLogits
-from keras_longformer.models.preprocessing_utils import is_dataset
-from keras_longformer.models.preprocessing_utils import shuffled_batches
 
 
 def _per_layer(cross_attention_cache, num_layers):
@@ -31,7 +30,7 @@ def _stop_mask(token_ids, stop_token_ids, prompt_mask):
 
 
 @keras.saving.register_keras_serializable(package="keras_longformer")
-class LEDSeq2SeqLM(CompileRoundTrip, GlobalTokenCheck, Seq2SeqLM):
+class LEDSeq2SeqLM(CompileRoundTrip, FeaturesOrText, GlobalTokenCheck, Seq2SeqLM):
     """An LED summarizer: the encoder reads the document once, the decoder writes.
 
     Shapes: `B` batch, `S` encoder length, `T` decoder length, `V`
@@ -105,37 +104,11 @@ class LEDSeq2SeqLM(CompileRoundTrip, GlobalTokenCheck, Seq2SeqLM):
         super().compile(optimizer=optimizer, loss=loss, jit_compile=jit_compile, **kwargs)
         self._jit_compile_requested = jit_compile
 
-    # === fit, evaluate and predict ===
+    # === fit, evaluate and predict (FeaturesOrText) ===
 
     def _takes_features(self, x):
+        # With a preprocessor, raw text also comes as a dict (`encoder_text`, `decoder_text`).
         return self.preprocessor is None or (isinstance(x, dict) and "encoder_token_ids" in x)
-
-    def fit(self, x=None, y=None, batch_size=None, sample_weight=None, shuffle=True, **kwargs):
-        """`keras.Model.fit`: the backbone's features as Keras takes arrays
-        (shuffled every epoch), or raw text through the preprocessor, also
-        shuffled every epoch (keras-hub alone would not: it batches
-        in-memory samples in order and `shuffle=True` is ignored)."""
-        self.check_global_tokens_of(x)
-        if self._takes_features(x):
-            return keras.Model.fit(
-                self, x, y, batch_size=batch_size, sample_weight=sample_weight, shuffle=shuffle, **kwargs
-            )
-        if shuffle and not is_dataset(x) and not kwargs.get("validation_split"):
-            x = shuffled_batches(x, y, sample_weight, batch_size)
-            y = sample_weight = batch_size = None
-        return super().fit(x, y, batch_size=batch_size, sample_weight=sample_weight, shuffle=False, **kwargs)
-
-    def evaluate(self, x=None, y=None, **kwargs):
-        self.check_global_tokens_of(x)
-        if self._takes_features(x) and not kwargs.get("_use_cached_eval_dataset"):
-            return keras.Model.evaluate(self, x, y, **kwargs)
-        return super().evaluate(x, y, **kwargs)
-
-    def predict(self, x=None, **kwargs):
-        self.check_global_tokens_of(x)
-        if self._takes_features(x):
-            return keras.Model.predict(self, x, **kwargs)
-        return super().predict(x, **kwargs)
 
     # === Generation ===
 

@@ -2,10 +2,9 @@ import keras
 from keras import ops
 
 from keras_longformer.models.compile_round_trip import CompileRoundTrip
+from keras_longformer.models.features_or_text import FeaturesOrText
 from keras_longformer.models.global_token_check import GlobalTokenCheck
 from keras_longformer.models.longformer_backbone import LongformerBackbone
-from keras_longformer.models.preprocessing_utils import is_dataset
-from keras_longformer.models.preprocessing_utils import shuffled_batches
 
 # What `predict` on raw text fills the padded tail of per-token outputs with:
 # low enough that no argmax over positions picks it, finite so that a
@@ -13,7 +12,7 @@ from keras_longformer.models.preprocessing_utils import shuffled_batches
 PREDICTION_PAD_VALUE = -1e9
 
 
-class LongformerTask(CompileRoundTrip, GlobalTokenCheck):
+class LongformerTask(CompileRoundTrip, FeaturesOrText, GlobalTokenCheck):
     """Mixin of the task models: a keras-hub `Task` on a `LongformerBackbone`.
 
     A task lists it before its keras-hub base (`class LongformerMaskedLM(
@@ -102,33 +101,10 @@ class LongformerTask(CompileRoundTrip, GlobalTokenCheck):
 
     # === Preprocessing inside fit, evaluate and predict ===
 
-    def _takes_features(self, x):
-        return self.preprocessor is None or isinstance(x, dict)
-
     def preprocess_samples(self, x, y=None, sample_weight=None):
         if isinstance(x, dict):  # already the backbone's features
             return keras.utils.pack_x_y_sample_weight(x, y, sample_weight)
         return super().preprocess_samples(x, y, sample_weight)
-
-    def fit(self, x=None, y=None, batch_size=None, sample_weight=None, shuffle=True, **kwargs):
-        self.check_global_tokens_of(x)
-        if self._takes_features(x):
-            return keras.Model.fit(
-                self, x, y, batch_size=batch_size, sample_weight=sample_weight, shuffle=shuffle, **kwargs
-            )
-        if shuffle and not is_dataset(x) and not kwargs.get("validation_split"):
-            # Anew every epoch, as Keras does for arrays (see shuffled_batches).
-            x = shuffled_batches(x, y, sample_weight, batch_size)
-            y = sample_weight = batch_size = None
-        return super().fit(
-            x, y, batch_size=batch_size, sample_weight=sample_weight, shuffle=False, **kwargs
-        )
-
-    def evaluate(self, x=None, y=None, **kwargs):
-        self.check_global_tokens_of(x)
-        if self._takes_features(x) and not kwargs.get("_use_cached_eval_dataset"):
-            return keras.Model.evaluate(self, x, y, **kwargs)
-        return super().evaluate(x, y, **kwargs)
 
     def _per_token_width(self):
         """The padded length of per-token outputs in `predict` on raw text (None: none)."""
