@@ -21,12 +21,13 @@ TOLERANCE = 1e-4  # float32
 
 def hf_led(tmp_path, windows, cls=LEDModel, seed=0, **overrides):
     torch.manual_seed(seed)
-    config = LEDConfig(
-        vocab_size=60, d_model=16, encoder_layers=len(windows), decoder_layers=len(windows),
-        encoder_attention_heads=2, decoder_attention_heads=2, encoder_ffn_dim=24, decoder_ffn_dim=24,
-        attention_window=list(windows), max_encoder_position_embeddings=128,
-        max_decoder_position_embeddings=32, **overrides,
-    )
+    config = LEDConfig(**{
+        **dict(vocab_size=60, d_model=16, encoder_layers=len(windows), decoder_layers=len(windows),
+               encoder_attention_heads=2, decoder_attention_heads=2, encoder_ffn_dim=24,
+               decoder_ffn_dim=24, attention_window=list(windows), max_encoder_position_embeddings=128,
+               max_decoder_position_embeddings=32),
+        **overrides,
+    })
     model = cls(config).eval()
     with torch.no_grad():  # LayerNorms and biases away from 1 and 0, so a swap shows
         for name, parameter in model.named_parameters():
@@ -75,10 +76,10 @@ def compare(model, backbone, length, decoder_length, global_positions, padded_ro
 
 
 @pytest.mark.parametrize("windows", [(4, 8), (4, 4, 12)])  # HF needs attention_window >= 4
-@pytest.mark.parametrize("length", [1, 7, 33, 70])
+@pytest.mark.parametrize("length", [1, 7, 33, 70, 700])
 @pytest.mark.parametrize("global_positions", [(), (0,), (0, 3, 5)])
 def test_led_backbone_equals_hugging_face(tmp_path, windows, length, global_positions):
-    model, directory = hf_led(tmp_path, windows)
+    model, directory = hf_led(tmp_path, windows, max_encoder_position_embeddings=1024)
     backbone = led_from_huggingface(directory)
     assert backbone.window == ([w // 2 for w in windows] if len(set(windows)) > 1 else windows[0] // 2)
     compare(model, backbone, length, 9, global_positions)

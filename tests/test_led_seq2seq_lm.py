@@ -24,7 +24,8 @@ START, END, PAD = 2, 2, 1  # LED's decoder start and end are both </s>
 
 @pytest.fixture(scope="module")
 def pair(tmp_path_factory):
-    model, directory = hf_led(tmp_path_factory.mktemp("led"), (4, 8), cls=LEDForConditionalGeneration, seed=5)
+    model, directory = hf_led(tmp_path_factory.mktemp("led"), (4, 8), cls=LEDForConditionalGeneration, seed=5,
+                              max_encoder_position_embeddings=1024)
     with torch.no_grad():
         model.final_logits_bias.normal_(0, 0.5)  # a bias that matters
     model.save_pretrained(directory)
@@ -38,7 +39,7 @@ def test_auto_builds_the_seq2seq_lm_with_its_bias(pair):
                                   model.final_logits_bias.numpy()[0])
 
 
-@pytest.mark.parametrize("length, global_positions", [(1, ()), (9, (0,)), (45, (0, 4, 7))])
+@pytest.mark.parametrize("length, global_positions", [(1, ()), (9, (0,)), (45, (0, 4, 7)), (700, (0, 5, 300))])
 def test_teacher_forced_logits_equal_hugging_face(pair, length, global_positions):
     model, lm = pair
     ids, padding, global_mask, decoder_ids = features(length, 7, global_positions, padded_row=True)
@@ -54,7 +55,7 @@ def test_teacher_forced_logits_equal_hugging_face(pair, length, global_positions
     assert np.max(np.abs(keras.ops.convert_to_numpy(logits) - expected)) <= TOLERANCE
 
 
-@pytest.mark.parametrize("length, global_positions", [(6, ()), (40, (0,)), (70, (0, 3))])
+@pytest.mark.parametrize("length, global_positions", [(6, ()), (40, (0,)), (70, (0, 3)), (700, (0, 450))])
 def test_greedy_generation_equals_hugging_face_generate(pair, length, global_positions):
     model, lm = pair
     ids, padding, global_mask, _ = features(length, 1, global_positions, padded_row=True, seed=length)
