@@ -111,7 +111,7 @@ def build_classifier(args, vocabulary_size):
     import keras
 
     from keras_longformer.models import LongformerBackbone
-    from keras_longformer.models import LongformerClassifier
+    from keras_longformer.models import LongformerTextClassifier
 
     keras.utils.set_random_seed(args.seed)
     backbone = LongformerBackbone(
@@ -126,7 +126,7 @@ def build_classifier(args, vocabulary_size):
         dropout=0.0,
         attention_dropout=0.0,
     )
-    classifier = LongformerClassifier(backbone, num_classes=args.classes, dropout=0.0)
+    classifier = LongformerTextClassifier(backbone, num_classes=args.classes, dropout=0.0)
     classifier.compile(
         optimizer=keras.optimizers.AdamW(learning_rate=args.learning_rate, weight_decay=0.01, global_clipnorm=1.0)
     )
