@@ -165,18 +165,18 @@ def _add_bench(subparsers):
 
 
 # ---------------------------------------------------------------------------
-# triton, serve-bench (export/triton.py and export/serve_bench.py provide the
+# triton, serve-bench (export/triton.py and export/serve_bench_command.py provide the
 # arguments and the run; nothing heavy is imported before a subcommand runs)
 # ---------------------------------------------------------------------------
 
 
 def _add_serving(subparsers):
-    from keras_longformer.export import serve_bench
+    from keras_longformer.export import serve_bench_command
     from keras_longformer.export import triton
 
     for name, module, summary in (
         ("triton", triton, "write an .onnx file as a Triton Inference Server model"),
-        ("serve-bench", serve_bench, "serving latency and tokens/s of .onnx files"),
+        ("serve-bench", serve_bench_command, "serving latency and tokens/s of .onnx files"),
     ):
         parser = subparsers.add_parser(name, help=summary, description=module.DESCRIPTION)
         module.add_arguments(parser)
