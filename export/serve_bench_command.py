@@ -58,7 +58,7 @@ def run_from_arguments(args):
         lengths=args.lengths,
         repeats=args.repeats,
         provider=args.provider,
-        progress=_progress_wanted(args),
+        progress=args.reporter.wants_progress,
     )
     print(f"{args.repeats} timed runs per point after one warm-up; tokens/s at p50")
     print(format_table(rows))
@@ -66,10 +66,3 @@ def run_from_arguments(args):
         print(f"wrote {write_json(report_dict(rows, provider_requested=args.provider), args.json)}")
     return {"rows": [row.as_dict() for row in rows]}  # the command's --json report, if asked
 
-
-def _progress_wanted(args):
-    import sys
-
-    if not getattr(getattr(args, "reporter", None), "chatty", True):  # --quiet, --json
-        return False
-    return sys.stderr.isatty() or bool(os.environ.get("KERAS_LONGFORMER_PROGRESS"))

@@ -21,13 +21,13 @@ TOLERANCE = 1e-4  # float32
 
 def hf_led(tmp_path, windows, cls=LEDModel, seed=0, **overrides):
     torch.manual_seed(seed)
-    config = LEDConfig(**{
-        **dict(vocab_size=60, d_model=16, encoder_layers=len(windows), decoder_layers=len(windows),
-               encoder_attention_heads=2, decoder_attention_heads=2, encoder_ffn_dim=24,
-               decoder_ffn_dim=24, attention_window=list(windows), max_encoder_position_embeddings=128,
-               max_decoder_position_embeddings=32),
-        **overrides,
-    })
+    settings = dict(
+        vocab_size=60, d_model=16, encoder_layers=len(windows), decoder_layers=len(windows),
+        encoder_attention_heads=2, decoder_attention_heads=2, encoder_ffn_dim=24, decoder_ffn_dim=24,
+        attention_window=list(windows), max_encoder_position_embeddings=128,
+        max_decoder_position_embeddings=32,
+    )
+    config = LEDConfig(**{**settings, **overrides})
     model = cls(config).eval()
     with torch.no_grad():  # LayerNorms and biases away from 1 and 0, so a swap shows
         for name, parameter in model.named_parameters():

@@ -119,7 +119,7 @@ def _run_export(args):
             verify=not args.no_verify,
             lengths=args.lengths,
             overwrite=args.force,
-            progress=out.chatty and _progress_wanted(),
+            progress=out.wants_progress,
         )
     except ExportError as error:
         if error.report is not None:
@@ -133,10 +133,6 @@ def _run_export(args):
     else:
         out.say(f"wrote {report.path} (NOT verified: --no-verify)")
     return 0
-
-
-def _progress_wanted():
-    return sys.stderr.isatty() or bool(os.environ.get("KERAS_LONGFORMER_PROGRESS"))
 
 
 # ---------------------------------------------------------------------------

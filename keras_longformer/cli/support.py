@@ -83,6 +83,12 @@ class Reporter:
         """Whether human text (and progress bars) are wanted."""
         return self.mode == "text"
 
+    @property
+    def wants_progress(self):
+        """Progress bars: in text mode, on a terminal (or when
+        KERAS_LONGFORMER_PROGRESS is set, as for a log that is watched)."""
+        return self.chatty and (sys.stderr.isatty() or bool(os.environ.get("KERAS_LONGFORMER_PROGRESS")))
+
     def say(self, text):
         """Human text, printed in text mode only."""
         if self.chatty:
